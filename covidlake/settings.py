@@ -1,0 +1,49 @@
+"""Typed settings from environment variables (prefix COVIDLAKE_), shared by the CLI,
+the Lambda handlers and the Spark jobs. Nothing account-specific has a default."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_DATA = PROJECT_ROOT / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COVIDLAKE_", extra="ignore")
+
+    # where the lake lives: a folder or s3://bucket[/prefix]
+    lake_uri: str = "./lake"
+    # the COVID CSV; None means the bundled data/covid_data.csv served on 127.0.0.1
+    source_url: str | None = None
+    # PostgreSQL holding country_data; None means the embedded server (local runs)
+    db_url: str | None = None
+    # AWS: a Secrets Manager secret with username/password (RDS-managed or your own)
+    db_secret_arn: str | None = None
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str = "covid_data"
+
+    http_connect_timeout: float = Field(5.0, gt=0)
+    http_read_timeout: float = Field(30.0, gt=0)
+    http_retries: int = Field(3, ge=0)
+    http_backoff: float = Field(0.5, ge=0)
+    max_download_bytes: int = Field(2 * 1024**3, gt=0)
+    db_connect_timeout: int = Field(5, gt=0)
+
+    # Spark on one machine
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "2g"
+    shuffle_partitions: int | None = Field(None, ge=1, description="None: sized to the input")
+
+    # local runner
+    state_dir: Path = Path(".covidlake")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

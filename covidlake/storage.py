@@ -1,0 +1,198 @@
+"""Lake storage: one small interface, two backends chosen by the lake URI.
+
+Keys are '/'-separated paths relative to the lake root (``raw/covid_data/...``), the
+same in a local folder and in an S3 bucket, so every zone has one layout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class LakeStorage(ABC):
+    uri: str
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def put_file(self, key: str, path: Path) -> None:
+        """Store a local file under key; a reader never sees a partial object."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Keys (files only) under prefix, sorted."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> None: ...
+
+    @abstractmethod
+    def url(self, key: str) -> str:
+        """The key as a Spark/Hadoop path: file:///... or s3://..."""
+
+    @abstractmethod
+    def replace_prefix(self, staged: str, final: str) -> None:
+        """Make the contents of `staged` the contents of `final`, removing `staged`."""
+
+    def publish(self, staged_to_final: dict[str, str]) -> None:
+        """Publish several staged folders once all of them are complete."""
+        for staged, final in staged_to_final.items():
+            if not self.list(staged):
+                raise RuntimeError(f"refusing to publish empty staging folder {self.url(staged)}")
+        for staged, final in staged_to_final.items():
+            self.replace_prefix(staged, final)
+
+    def staging_prefix(self, zone: str, run_id: str | None = None) -> str:
+        return f"_staging/{zone}/{run_id or uuid.uuid4().hex}"
+
+
+class LocalStorage(LakeStorage):
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, target)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if base.is_file():
+            return [prefix]
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def url(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
+    def replace_prefix(self, staged: str, final: str) -> None:
+        # Two renames: readers see the old folder or the new one, never a mix.
+        src, dst = self._path(staged), self._path(final)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        old = dst.with_name(f".{dst.name}.old.{uuid.uuid4().hex}")
+        if dst.exists():
+            os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class S3Storage(LakeStorage):
+    def __init__(self, bucket: str, prefix: str = "", client=None):
+        import boto3
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client = client or boto3.client("s3")
+        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as err:
+            if err.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def put_file(self, key: str, path: Path) -> None:
+        # A single PUT (or multipart upload) is atomic: the object appears whole or not at all.
+        self.client.upload_file(str(path), self.bucket, self._key(key))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = self.list(prefix)
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": self._key(k)} for k in keys[i : i + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def replace_prefix(self, staged: str, final: str) -> None:
+        # S3 has no rename: copy the new objects in, then delete the old ones that the
+        # new version does not overwrite, then the staging copy.
+        moves = {k: final.rstrip("/") + k[len(staged.rstrip("/")) :] for k in self.list(staged)}
+        new_keys = set(moves.values())
+        for src, dst in moves.items():
+            self.client.copy_object(
+                Bucket=self.bucket, Key=self._key(dst), CopySource={"Bucket": self.bucket, "Key": self._key(src)}
+            )
+        stale = [k for k in self.list(final.rstrip("/") + "/") if k not in new_keys]
+        for i in range(0, len(stale), 1000):
+            batch = [{"Key": self._key(k)} for k in stale[i : i + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        self.delete_prefix(staged)
+
+
+def open_lake(uri: str, s3_client=None) -> LakeStorage:
+    """`./lake`, `/abs/path`, `file:///abs/path` or `s3://bucket/prefix`."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"lake URI {uri!r} names no bucket")
+        return S3Storage(parsed.netloc, parsed.path, client=s3_client)
+    if parsed.scheme == "file":
+        return LocalStorage(parsed.path)
+    if parsed.scheme == "":
+        return LocalStorage(uri)
+    raise ValueError(f"unsupported lake URI {uri!r}: use a folder path or s3://bucket/prefix")
