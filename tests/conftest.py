@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,18 @@ DATA = BUNDLED_DATA
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory) -> Settings:
+def state_dir():
+    # Not under pytest's tmp root: pytest keeps that 0700, and the embedded server runs
+    # as its own system user when the tests run as root.
+    path = Path(tempfile.mkdtemp(prefix="covidlake-test-state-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(state_dir) -> Settings:
     return Settings(
-        state_dir=tmp_path_factory.mktemp("state"),
+        state_dir=state_dir,
         shuffle_partitions=2,
         http_retries=2,
         http_backoff=0.01,
