@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from covidlake.settings import Settings
 
 # Small inputs (the bundled sample) need no more than a few shuffle partitions; large
 # ones about one per 64 MB of input, never fewer than the cores.
 BYTES_PER_SHUFFLE_PARTITION = 64 * 1024**2
+LOG4J2 = Path(__file__).with_name("log4j2.properties")
 
 
 def shuffle_partitions_for(input_bytes: int, cores: int | None = None) -> int:
@@ -54,8 +56,11 @@ def local_session(settings: Settings, input_bytes: int = 0, app_name: str = "cov
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile=file:{LOG4J2}")
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.sql.adaptive.enabled", "true")
+        # see emr.etl.NO_CONSTRAINT_PROPAGATION: plan optimisation time, not data, dominated
+        .config("spark.sql.constraintPropagation.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
         .config("spark.sql.sources.partitionOverwriteMode", "static")
