@@ -119,7 +119,6 @@ def _json(model: Any) -> dict:
 SHOW_RESULTS_RESPONSES: dict[int, dict] = {
     200: {"description": "the table's rows in its natural order, values typed by the schema", "content": _json(list[AnyRow])},
     400: {"description": "invalid JSON, a body that is not an object, or an unknown table", "content": _json(Union[UnknownTableBody, ErrorBody])},
-    415: {"description": "a body that is not JSON", "content": _json(ValidationErrorBody)},
     422: {"description": "wrong types, missing or unknown fields, limit out of range", "content": _json(ValidationErrorBody)},
     502: {"description": "the query engine failed", "content": _json(BackendErrorBody)},
     504: {"description": "the query did not finish in time", "content": _json(BackendErrorBody)},
@@ -273,6 +272,21 @@ def install_error_handlers(app) -> None:
             return _timeout(exc)
         kind = "table not published yet" if isinstance(exc, TableNotPublished) else "query failed"
         return _error(502, f"{kind}: {exc.message}", query_id=exc.query_id)
+
+
+def as_json_request(event: dict[str, Any]) -> dict[str, Any]:
+    """Read every request body as JSON, whatever its Content-Type says.
+
+    The API takes JSON only, and common clients send it labelled otherwise (``curl -d``
+    says application/x-www-form-urlencoded); Powertools would parse that as a form.
+    """
+    headers = event.get("headers") or {}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if event.get("body") and not content_type.lower().startswith("application/json"):
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        headers["content-type"] = "application/json"
+        event = {**event, "headers": headers}
+    return event
 
 
 def ensure_cors(response: dict[str, Any], origin: str) -> dict[str, Any]:

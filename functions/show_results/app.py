@@ -35,6 +35,6 @@ api.configure(app)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context) -> dict:
-    response = app.resolve(event, context)
+    response = app.resolve(api.as_json_request(event), context)
     metrics.add_metric(name=f"Http{response['statusCode'] // 100}xx", unit=MetricUnit.Count, value=1)
     return api.ensure_cors(response, settings.api_cors_origin)
