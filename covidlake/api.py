@@ -20,6 +20,7 @@ here; the query backends import boto3 or DuckDB when first used.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http import HTTPStatus
@@ -280,6 +281,14 @@ def as_json_request(event: dict[str, Any]) -> dict[str, Any]:
     The API takes JSON only, and common clients send it labelled otherwise (``curl -d``
     says application/x-www-form-urlencoded); Powertools would parse that as a form.
     """
+    if event.get("isBase64Encoded") and event.get("body"):
+        # Decode here: Powertools would fail with a 500 on bytes that are not UTF-8.
+        # What is not UTF-8 is not JSON either; U+FFFD keeps it that way (-> 400).
+        try:
+            raw = base64.b64decode(event["body"], validate=False)
+        except (ValueError, TypeError):
+            raw = b"\xff"
+        event = {**event, "body": raw.decode("utf-8", "replace"), "isBase64Encoded": False}
     headers = event.get("headers") or {}
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     if event.get("body") and not content_type.lower().startswith("application/json"):

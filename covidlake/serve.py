@@ -141,8 +141,14 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             size = int(length) if length else 0
         except ValueError:
             return self._reply(400, {"message": "invalid Content-Length"})
-        if size < 0 or size > MAX_BODY_BYTES:
+        if size < 0:
+            return self._reply(400, {"message": "invalid Content-Length"})
+        if size > MAX_BODY_BYTES:
+            # Drain a moderately large body so the client reads the answer, then hang up.
             self.close_connection = True
+            if size <= 16 * MAX_BODY_BYTES:
+                while size > 0:
+                    size -= len(self.rfile.read(min(size, 65536)) or b"x" * size)
             return self._reply(413, {"message": f"request body over {MAX_BODY_BYTES} bytes"})
         body = self.rfile.read(size) if size else b""
         event = to_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
@@ -153,7 +159,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             return self._reply(500, {"message": "Internal Server Error"})
         self._write_result(result)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
+    def __getattr__(self, name: str):
+        # Every method (GET, POST, ..., TRACE, anything) goes to the handler, as with
+        # API Gateway's $default route; the resolver answers 404 where nothing matches.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _write_result(self, result: dict) -> None:
         status = int(result.get("statusCode", 200))

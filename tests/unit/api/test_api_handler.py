@@ -246,3 +246,9 @@ def test_swagger_ui_and_its_json(api_handler):
     assert "swagger" in html.lower()
     event_status, _, doc = api_handler("GET", "/swagger?format=json")
     assert event_status == 200 and "/showResults" in doc["paths"]
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe", b'{"table": "\xe7"}', b"\xe7"])
+def test_body_that_is_not_utf8_is_400(api_handler, raw):
+    status, _, body = api_handler("POST", "/showResults", raw, b64=True)
+    assert status == 400, body
