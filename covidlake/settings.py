@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_download_bytes: int = Field(2 * 1024**3, gt=0)
     db_connect_timeout: int = Field(5, gt=0)
 
+    # ETL: fail the run (publishing nothing) if more of an input's rows are rejected
+    max_rejected_share: float = Field(0.05, ge=0, le=1)
+
     # Spark on one machine
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"

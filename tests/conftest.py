@@ -1,0 +1,67 @@
+"""Shared fixtures: one SparkSession, one embedded PostgreSQL, one bundled pipeline run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from covidlake.settings import BUNDLED_DATA, Settings
+
+DATA = BUNDLED_DATA
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory) -> Settings:
+    return Settings(
+        state_dir=tmp_path_factory.mktemp("state"),
+        shuffle_partitions=2,
+        http_retries=2,
+        http_backoff=0.01,
+        http_read_timeout=5,
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    from covidlake.spark import local_session
+
+    session = local_session(settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(settings):
+    """A real PostgreSQL server (embedded), database covid_data with country_data loaded."""
+    from covidlake.local import embedded_postgres
+    from covidlake.sources import load_country_data
+
+    with embedded_postgres(settings.state_dir / "shared-db") as url:
+        load_country_data(url, DATA / "country_data.csv", settings)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def bundled_run(tmp_path_factory, settings, spark):
+    """One full pipeline run on the bundled data, like `make run`: (lake path, report)."""
+    from covidlake.runner import run_pipeline
+
+    lake = tmp_path_factory.mktemp("lake")
+    report = run_pipeline(settings, lake=str(lake))
+    return lake, report
+
+
+@pytest.fixture(scope="session")
+def bundled_lake(bundled_run) -> Path:
+    """A lake folder after a real run on the bundled data (refined/<table>/*.parquet)."""
+    return bundled_run[0]
+
+
+@pytest.fixture
+def lake_copy(bundled_lake, tmp_path) -> Path:
+    """A private copy of the bundled lake that a test may change."""
+    target = tmp_path / "lake"
+    shutil.copytree(bundled_lake, target)
+    return target
