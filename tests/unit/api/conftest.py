@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sample_lake import write_sample_lake
+from tests.unit.api.sample_lake import write_sample_lake
 
 from covidlake import api
 from covidlake.query import CachedResults, DuckDBBackend

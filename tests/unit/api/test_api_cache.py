@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sample_lake import write_table, write_version
+from tests.unit.api.sample_lake import write_table, write_version
 
 from covidlake.query import CachedResults, DuckDBBackend, read_version
 from covidlake.storage import LocalStorage
