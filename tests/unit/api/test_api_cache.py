@@ -116,3 +116,11 @@ def test_lambda_modules_import_no_duckdb_pyarrow_pandas(module):
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_request_collection_has_one_request_per_table():
+    text = (ROOT / "docs" / "showResults.http").read_text()
+    from covidlake.schemas import REFINED_TABLES
+
+    for name in REFINED_TABLES:
+        assert f'{{"table": "{name}"}}' in text, name
