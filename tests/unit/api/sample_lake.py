@@ -1,8 +1,8 @@
 """A small refined zone written from the registry's types, for the API tests and the
 benchmark until (and besides) a lake from a real pipeline run.
 
-Written with DuckDB (COPY ... TO parquet) rather than pyarrow: the shared venv's pyarrow
-26 refuses the NumPy 1.26 that pyspark 3.5 wants, and DuckDB needs neither."""
+Written with DuckDB (COPY ... TO parquet), so these tests need neither pyarrow nor numpy
+(whose versions pyspark 3.5 constrains)."""
 
 from __future__ import annotations
 
