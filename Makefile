@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LAKE ?= lake
 
-.PHONY: run test install install-test query clean
+.PHONY: run test install install-test query serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: install-test
 
 query: install
 	$(BIN)/covidlake query $(TABLE) --lake $(LAKE)
+
+# The results API on http://127.0.0.1:$(PORT) over $(LAKE) (POST /showResults, GET /tables, /swagger).
+PORT ?= 3000
+serve: install
+	$(BIN)/python -m covidlake.serve --lake $(LAKE) --port $(PORT)
 
 clean:
 	rm -rf $(LAKE) .covidlake

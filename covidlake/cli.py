@@ -165,5 +165,9 @@ def main() -> None:
     cli(prog_name="covidlake")
 
 
+from covidlake.serve import serve as _serve  # noqa: E402  (the results API, issue 4)
+
+cli.add_command(_serve)
+
 if __name__ == "__main__":
     sys.exit(main())

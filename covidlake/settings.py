@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from covidlake.schemas import ATHENA_DATABASE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_DATA = PROJECT_ROOT / "data"
@@ -45,6 +48,20 @@ class Settings(BaseSettings):
 
     # local runner
     state_dir: Path = Path(".covidlake")
+
+    # results API (POST /showResults): which engine answers, and how
+    query_backend: Literal["duckdb", "athena"] = "duckdb"
+    athena_workgroup: str = "primary"
+    athena_database: str = ATHENA_DATABASE
+    athena_catalog: str = "AwsDataCatalog"
+    # None: the workgroup's own result location (set it on the workgroup)
+    athena_output_location: str | None = None
+    athena_result_reuse_minutes: int = Field(60, ge=1, le=10080)
+    # whole time budget of one query (start, poll, read); HTTP API integrations stop at 30 s
+    query_timeout_seconds: float = Field(20.0, gt=0)
+    # how long a read of refined/_version.json is trusted before it is read again
+    version_check_seconds: float = Field(0.0, ge=0)
+    api_cors_origin: str = "*"
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,331 @@
+"""The results API: routes, request/response models and error mapping.
+
+The Lambda handler (functions/show_results/app.py) and ``covidlake serve`` both build
+an ``APIGatewayHttpResolver(enable_validation=True)``, include :data:`router` and call
+:func:`install_error_handlers`; everything worth testing lives here.
+
+Routes
+  POST /showResults  {"table": "<name>", "limit": 1..1000}  -> JSON array of rows
+  GET  /tables       the refined tables with their columns and types
+  GET  /openapi.json the OpenAPI document (also /swagger, /swagger?format=json)
+
+Errors are JSON objects with a ``message``: invalid JSON or a non-object body -> 400,
+unknown table -> 400 listing the valid names, wrong types or out-of-range values -> 422,
+a backend failure -> 502 (with ``query_id`` when there is one), over the time budget
+-> 504.
+
+Import cost matters (Lambda cold start): only pydantic and Powertools are imported
+here; the query backends import boto3 or DuckDB when first used.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from http import HTTPStatus
+from typing import Annotated, Any, Literal, Optional, Union
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
+
+from covidlake.query import CachedResults, QueryBackend, QueryError, QueryTimeout, TableNotPublished
+from covidlake.schemas import REFINED_TABLES, ColumnType
+from covidlake.settings import Settings
+
+TABLE_NAMES = list(REFINED_TABLES)
+MAX_LIMIT = 1000
+
+# --- models --------------------------------------------------------------------------
+
+
+class ShowResultsRequest(BaseModel):
+    """Body of POST /showResults. Types are strict: "5" is not a limit, 5 is not a table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: StrictStr = Field(
+        description="a refined table name",
+        json_schema_extra={"enum": TABLE_NAMES},
+        examples=["continent_stats"],
+    )
+    limit: Optional[StrictInt] = Field(None, ge=1, le=MAX_LIMIT, description="at most this many rows")
+
+
+_PY_TYPES = {
+    ColumnType.STRING: str,
+    ColumnType.DOUBLE: float,
+    ColumnType.BIGINT: int,
+    ColumnType.INT: int,
+    ColumnType.DATE: str,
+}
+
+
+def _row_model(name: str) -> type[BaseModel]:
+    schema = REFINED_TABLES[name]
+    fields: dict[str, Any] = {
+        c.name: (Optional[_PY_TYPES[c.type]], Field(..., description=c.description or None)) for c in schema.columns
+    }
+    title = "".join(part.title() for part in name.split("_")) + "Row"
+    return create_model(title, __config__=ConfigDict(extra="forbid", title=title), **fields)
+
+
+ROW_MODELS: dict[str, type[BaseModel]] = {name: _row_model(name) for name in REFINED_TABLES}
+# One row of any refined table; a response holds rows of the requested table only.
+AnyRow = Union[tuple(ROW_MODELS.values())]  # type: ignore[valid-type]
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    type: Literal["string", "double", "bigint", "int", "date"]
+    json_type: Literal["string", "number", "integer"]
+
+
+class TableInfo(BaseModel):
+    name: str
+    description: str
+    columns: list[ColumnInfo]
+
+
+class ErrorBody(BaseModel):
+    statusCode: int
+    message: str
+
+
+class UnknownTableBody(ErrorBody):
+    valid_tables: list[str]
+
+
+class BackendErrorBody(ErrorBody):
+    query_id: Optional[str] = None
+
+
+class ValidationItem(BaseModel):
+    loc: list[Union[str, int]]
+    type: str
+    msg: str
+
+
+class ValidationErrorBody(ErrorBody):
+    detail: list[ValidationItem]
+
+
+def _json(model: Any) -> dict:
+    return {"application/json": {"model": model}}
+
+
+SHOW_RESULTS_RESPONSES: dict[int, dict] = {
+    200: {"description": "the table's rows in its natural order, values typed by the schema", "content": _json(list[AnyRow])},
+    400: {"description": "invalid JSON, a body that is not an object, or an unknown table", "content": _json(Union[UnknownTableBody, ErrorBody])},
+    422: {"description": "wrong types, missing or unknown fields, limit out of range", "content": _json(ValidationErrorBody)},
+    502: {"description": "the query engine failed", "content": _json(BackendErrorBody)},
+    504: {"description": "the query did not finish in time", "content": _json(BackendErrorBody)},
+}
+
+# --- the service behind the routes ---------------------------------------------------------
+
+_service: CachedResults | None = None
+_service_lock = threading.Lock()
+
+
+def build_backend(settings: Settings) -> QueryBackend:
+    """The query backend that settings choose: DuckDB over the lake, or Athena."""
+    from covidlake.storage import open_lake
+
+    storage = open_lake(settings.lake_uri)
+    if settings.query_backend == "athena":
+        from covidlake.query import AthenaBackend, AthenaConfig
+
+        config = AthenaConfig(
+            workgroup=settings.athena_workgroup,
+            database=settings.athena_database,
+            catalog=settings.athena_catalog,
+            output_location=settings.athena_output_location,
+            result_reuse_minutes=settings.athena_result_reuse_minutes,
+            timeout_seconds=settings.query_timeout_seconds,
+        )
+        return AthenaBackend(config, storage=storage)
+    from covidlake.query import DuckDBBackend
+
+    return DuckDBBackend(storage)
+
+
+def set_service(service: CachedResults | None) -> None:
+    """Use this result service (tests, ``covidlake serve --lake``); None: build from settings again."""
+    global _service
+    with _service_lock:
+        _service = service
+
+
+def get_service() -> CachedResults:
+    global _service
+    if _service is None:
+        with _service_lock:
+            if _service is None:
+                settings = Settings()
+                _service = CachedResults(build_backend(settings), settings.version_check_seconds)
+    return _service
+
+
+# --- routes --------------------------------------------------------------------------------
+
+router = Router()
+
+
+class UnknownTable(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"statusCode": status, "message": message, **extra},
+    )
+
+
+@router.post(
+    "/showResults",
+    summary="Rows of one refined table",
+    description="A JSON array of row objects, one per row, in the table's natural order; "
+    "numbers are JSON numbers and missing values null.",
+    responses=SHOW_RESULTS_RESPONSES,
+    operation_id="showResults",
+)
+def show_results(request: Annotated[ShowResultsRequest, Body()]):  # noqa: ANN201 (body is pre-serialized)
+    if request.table not in REFINED_TABLES:  # the registry is the only place a name is looked up
+        raise UnknownTable(request.table)
+    body, _ = get_service().body(request.table, request.limit)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@router.get(
+    "/tables",
+    summary="The refined tables, their columns and types",
+    operation_id="listTables",
+    responses={200: {"description": "the tables", "content": _json(list[TableInfo])}},
+)
+def list_tables():  # noqa: ANN201
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=TABLES_BODY)
+
+
+def tables() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": t.name,
+            "description": t.description,
+            "columns": [{"name": c.name, "type": c.type.value, "json_type": c.type.json_type} for c in t.columns],
+        }
+        for t in REFINED_TABLES.values()
+    ]
+
+
+TABLES_BODY = json.dumps(tables(), separators=(",", ":"))
+
+# --- errors --------------------------------------------------------------------------------
+
+_NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type", "missing"}
+
+
+def _validation_response(exc: RequestValidationError) -> Response:
+    errors = exc.errors()
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        if e.get("type") == "json_invalid":
+            return _error(400, "request body is not valid JSON")
+        if loc == ("body",) and e.get("type") in _NOT_AN_OBJECT:
+            return _error(400, 'request body must be a JSON object such as {"table": "continent_stats"}')
+    detail = [
+        {"loc": [p for p in e.get("loc", ())], "type": e.get("type", "value_error"), "msg": e.get("msg", "invalid value")}
+        for e in errors
+    ]
+    summary = "; ".join(f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in detail)
+    return _error(422, f"invalid request: {summary}", detail=detail)
+
+
+def install_error_handlers(app) -> None:
+    """Map validation and backend errors to JSON responses with a message."""
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        return _validation_response(exc)
+
+    @app.exception_handler(UnknownTable)
+    def _unknown(exc: UnknownTable) -> Response:
+        return _error(
+            400,
+            f"unknown table {exc.name!r}; valid tables: {', '.join(TABLE_NAMES)}",
+            valid_tables=TABLE_NAMES,
+        )
+
+    @app.exception_handler(QueryTimeout)
+    def _timeout(exc: QueryTimeout) -> Response:
+        return _error(504, exc.message, query_id=exc.query_id)
+
+    @app.exception_handler(QueryError)
+    def _failed(exc: QueryError) -> Response:
+        if isinstance(exc, QueryTimeout):  # lookup walks the MRO; keep the subclass's status
+            return _timeout(exc)
+        kind = "table not published yet" if isinstance(exc, TableNotPublished) else "query failed"
+        return _error(502, f"{kind}: {exc.message}", query_id=exc.query_id)
+
+
+def as_json_request(event: dict[str, Any]) -> dict[str, Any]:
+    """Read every request body as JSON, whatever its Content-Type says.
+
+    The API takes JSON only, and common clients send it labelled otherwise (``curl -d``
+    says application/x-www-form-urlencoded); Powertools would parse that as a form.
+    """
+    if event.get("isBase64Encoded") and event.get("body"):
+        # Decode here: Powertools would fail with a 500 on bytes that are not UTF-8.
+        # What is not UTF-8 is not JSON either; U+FFFD keeps it that way (-> 400).
+        try:
+            raw = base64.b64decode(event["body"], validate=False)
+        except (ValueError, TypeError):
+            raw = b"\xff"
+        event = {**event, "body": raw.decode("utf-8", "replace"), "isBase64Encoded": False}
+    headers = event.get("headers") or {}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if event.get("body") and not content_type.lower().startswith("application/json"):
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        headers["content-type"] = "application/json"
+        event = {**event, "headers": headers}
+    return event
+
+
+def ensure_cors(response: dict[str, Any], origin: str) -> dict[str, Any]:
+    """Powertools adds CORS headers only when the request names an Origin; with a
+    wildcard origin, give every response the header so any client sees the same thing."""
+    if origin == "*":
+        headers = response.setdefault("headers", {}) or {}
+        if not any(k.lower() == "access-control-allow-origin" for k in headers):
+            headers["Access-Control-Allow-Origin"] = "*"
+        response["headers"] = headers
+    return response
+
+
+OPENAPI_INFO = {
+    "title": "covidlake results API",
+    "version": "1.0.0",
+    "description": "Refined COVID-19 tables of the covidlake pipeline, served from Athena or DuckDB.",
+}
+
+
+def configure(app) -> None:
+    """Everything the resolver needs: routes, error mapping, OpenAPI document and Swagger UI."""
+    app.include_router(router)
+    install_error_handlers(app)
+    # Swagger UI at /swagger (and the document at /swagger?format=json), assets bundled.
+    app.enable_swagger(path="/swagger", **OPENAPI_INFO)
+    document: list[str] = []
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_json():  # noqa: ANN202
+        if not document:  # built on first use: schema generation costs ~100 ms
+            document.append(app.get_openapi_json_schema(**OPENAPI_INFO))
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document[0])

@@ -1,0 +1,255 @@
+"""``covidlake serve``: the results API on one machine.
+
+A real HTTP server (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive) that turns
+each request into the API Gateway HTTP API (payload 2.0) event and calls the same
+``lambda_handler`` that runs in AWS (functions/show_results/app.py), with the DuckDB
+backend over a lake folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+import click
+
+from covidlake.settings import PROJECT_ROOT
+
+HANDLER_FILE = PROJECT_ROOT / "functions" / "show_results" / "app.py"
+MAX_BODY_BYTES = 1024 * 1024  # API Gateway allows 10 MB; nothing here needs more than a few bytes
+
+
+class LocalContext:
+    """The parts of a Lambda context that Powertools reads."""
+
+    function_name = "covidlake-serve"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 0
+    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:covidlake-serve"
+    log_group_name = "local"
+    log_stream_name = "local"
+
+    def __init__(self) -> None:
+        self.aws_request_id = uuid.uuid4().hex
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+def load_handler(path: Path = HANDLER_FILE) -> ModuleType:
+    """Import functions/show_results/app.py (not a package) as the module Lambda runs."""
+    if not path.is_file():
+        raise click.ClickException(f"handler not found at {path}: run from a source checkout (pip install -e .)")
+    spec = importlib.util.spec_from_file_location("covidlake_show_results_app", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def to_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes, client_ip: str) -> dict:
+    """An API Gateway HTTP API payload-2.0 event for one request."""
+    url = urlsplit(target)
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        key = name.lower()
+        if key == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        merged[key] = f"{merged[key]},{value}" if key in merged else value
+    query: dict[str, str] = {}
+    for k, v in parse_qsl(url.query, keep_blank_values=True):
+        query[k] = f"{query[k]},{v}" if k in query else v
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": url.path or "/",
+        "rawQueryString": url.query,
+        "headers": merged,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": merged.get("host", "localhost"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": url.path or "/",
+                "protocol": "HTTP/1.1",
+                "sourceIp": client_ip,
+                "userAgent": merged.get("user-agent", ""),
+            },
+            "requestId": uuid.uuid4().hex,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if body:
+        try:
+            event["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:  # API Gateway base64-encodes what is not text
+            event["body"] = base64.b64encode(body).decode("ascii")
+            event["isBase64Encoded"] = True
+    return event
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+class ApiRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server_version = "covidlake"
+    sys_version = ""
+    lambda_handler: Callable[[dict, Any], dict]
+    access_log = False
+
+    def setup(self) -> None:
+        super().setup()
+        # One write per response and no Nagle delay on keep-alive connections.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _serve(self) -> None:
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._reply(411, {"message": "send a Content-Length (chunked bodies are not supported)"})
+        try:
+            size = int(length) if length else 0
+        except ValueError:
+            return self._reply(400, {"message": "invalid Content-Length"})
+        if size < 0:
+            return self._reply(400, {"message": "invalid Content-Length"})
+        if size > MAX_BODY_BYTES:
+            # Drain a moderately large body so the client reads the answer, then hang up.
+            self.close_connection = True
+            if size <= 16 * MAX_BODY_BYTES:
+                while size > 0:
+                    size -= len(self.rfile.read(min(size, 65536)) or b"x" * size)
+            return self._reply(413, {"message": f"request body over {MAX_BODY_BYTES} bytes"})
+        body = self.rfile.read(size) if size else b""
+        event = to_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+        try:
+            result = type(self).lambda_handler(event, LocalContext())
+        except Exception as err:  # what API Gateway does when the function fails
+            self.log_error("handler failed: %r", err)
+            return self._reply(500, {"message": "Internal Server Error"})
+        self._write_result(result)
+
+    def __getattr__(self, name: str):
+        # Every method (GET, POST, ..., TRACE, anything) goes to the handler, as with
+        # API Gateway's $default route; the resolver answers 404 where nothing matches.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
+    def _write_result(self, result: dict) -> None:
+        status = int(result.get("statusCode", 200))
+        raw = result.get("body") or ""
+        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
+        headers = dict(result.get("headers") or {})
+        cookies = result.get("cookies") or []
+        self._send(status, headers, payload, cookies)
+
+    def _reply(self, status: int, body: dict) -> None:
+        payload = json.dumps({"statusCode": status, **body}).encode()
+        self._send(status, {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}, payload, [])
+
+    def _send(self, status: int, headers: dict[str, str], payload: bytes, cookies: list[str]) -> None:
+        lines = [f"HTTP/1.1 {status} {_reason(status)}"]
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                lines.append(f"{name}: {value}")
+        lines.extend(f"Set-Cookie: {c}" for c in cookies)
+        lines.append(f"Content-Length: {len(payload)}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + (b"" if self.command == "HEAD" else payload))
+        if self.access_log:
+            self.log_request(status, len(payload))
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        if self.access_log or format.startswith("handler failed") or "code %d" in format:
+            sys.stderr.write("%s - [%s] %s\n" % (self.address_string(), self.log_date_time_string(), format % args))
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # the client went away; nothing to report
+        super().handle_error(request, client_address)
+
+
+def make_server(lake: str, host: str = "127.0.0.1", port: int = 3000, access_log: bool = False) -> ApiServer:
+    """A server over the lake's refined zone, not yet serving (port 0: any free port)."""
+    os.environ["COVIDLAKE_LAKE_URI"] = str(lake)
+    os.environ["COVIDLAKE_QUERY_BACKEND"] = "duckdb"
+    # One EMF blob per request on stdout is for CloudWatch; locally it only slows things down.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "covidlake-api")
+
+    from covidlake import api
+    from covidlake.query import CachedResults, DuckDBBackend
+    from covidlake.storage import open_lake
+
+    api.set_service(CachedResults(DuckDBBackend(open_lake(str(lake)))))
+    module = load_handler()
+    handler = type(
+        "BoundApiRequestHandler",
+        (ApiRequestHandler,),
+        {"lambda_handler": staticmethod(module.lambda_handler), "access_log": access_log},
+    )
+    return ApiServer((host, port), handler)
+
+
+@click.command("serve")
+@click.option("--lake", default="./lake", show_default=True, help="lake folder whose refined zone is served")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535), help="port (0: any free)")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="log every request to stderr")
+def serve(lake: str, host: str, port: int, access_log: bool) -> None:
+    """Serve POST /showResults, GET /tables, /openapi.json and /swagger over LAKE with DuckDB."""
+    if not (Path(lake) / "refined").is_dir():
+        click.echo(f"warning: {lake}/refined does not exist yet: run `covidlake run` first", err=True)
+    server = make_server(lake, host, port, access_log)
+    h, p = server.server_address[:2]
+    click.echo(f"covidlake API on http://{h}:{p}  (POST /showResults, GET /tables, /openapi.json, /swagger)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    serve()
