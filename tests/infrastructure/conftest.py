@@ -120,7 +120,8 @@ def resolve(value, template: dict, conditions: dict[str, bool] | None = None):
             if arg in FAKE_REFS:
                 return FAKE_REFS[arg]
             if arg in params:
-                return params[arg]
+                value = params[arg]
+                return value if isinstance(value, list) else str(value)
             raise KeyError(f"no fake value for Ref {arg}")
         if fn == "Fn::GetAtt":
             key = arg if isinstance(arg, str) else ".".join(arg)
