@@ -104,6 +104,8 @@ FAKE_REFS = {
 }
 FAKE_GETATTS = {
     "EmrInstanceProfile.Arn": "arn:aws:iam::000000000000:instance-profile/covidlake-EmrInstanceProfile-TEST",
+    "Database.MasterUserSecret.SecretArn": "arn:aws:secretsmanager:us-east-1:000000000000:secret:rds!db-test",
+    "Database.Endpoint.Address": "covidlake-test.rds.local",
 }
 
 
