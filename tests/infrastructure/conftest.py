@@ -131,6 +131,11 @@ def resolve(value, template: dict, conditions: dict[str, bool] | None = None):
         if fn == "Fn::If":
             cond, yes, no = arg
             return resolve(yes if conditions[cond] else no, template, conditions)
+        if fn == "Fn::Select":
+            index, items = arg
+            items = resolve(items, template, conditions)
+            items = items.split(",") if isinstance(items, str) else items
+            return items[int(index)]
         if fn == "Fn::Join":
             sep, items = arg
             items = resolve(items, template, conditions) if isinstance(items, dict) else items

@@ -263,3 +263,10 @@ def test_samconfig_has_no_account_specific_values():
     assert 'stack_name = "covidlake"' in text
     assert not re.search(r"\d{12}|subnet-|vpc-|sg-", text)
 
+
+
+def test_functions_carry_no_dependencies_of_their_own():
+    """Everything comes from the layer. A requirements.txt in a function folder (even one
+    holding only a comment) makes `sam build` insist on a local python3.12 or Docker."""
+    extra = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "functions").glob("*/requirements.txt"))
+    assert not extra, f"delete {extra}: the Lambda dependencies belong in layer/requirements.txt"
