@@ -115,7 +115,10 @@ def _fleet(name: str, fleet_type: str, types: list[str], on_demand: int, spot: i
                 "WeightedCapacity": 1,
                 "EbsConfiguration": {
                     "EbsBlockDeviceConfigs": [
-                        {"VolumeSpecification": {"VolumeType": "gp3", "SizeInGB": s.emr_ebs_size_gb}, "VolumesPerInstance": 1}
+                        {
+                            "VolumeSpecification": {"VolumeType": "gp3", "SizeInGB": s.emr_ebs_size_gb},
+                            "VolumesPerInstance": 1,
+                        }
                     ],
                     "EbsOptimized": True,
                 },
@@ -144,7 +147,9 @@ def build_cluster_request(settings: EmrSettings, run_id: str) -> dict[str, Any]:
     core_spot = s.emr_core_capacity - s.emr_core_on_demand_capacity
     instances: dict[str, Any] = {
         "InstanceFleets": [
-            _fleet("primary", "MASTER", primary_types, int(s.emr_primary_on_demand), int(not s.emr_primary_on_demand), s),
+            _fleet(
+                "primary", "MASTER", primary_types, int(s.emr_primary_on_demand), int(not s.emr_primary_on_demand), s
+            ),
             _fleet("core", "CORE", core_types, s.emr_core_on_demand_capacity, core_spot, s),
         ],
         # Required by the Step Functions integration; the state machine terminates the

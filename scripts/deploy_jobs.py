@@ -66,7 +66,7 @@ def upload(bucket: str, files: dict[str, Path], s3=None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Upload the Spark jobs, bootstrap and covidlake.zip to the lake bucket")
+    parser = argparse.ArgumentParser(description="Upload the Spark jobs, bootstrap and covidlake.zip to the bucket")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--bucket")
     target.add_argument("--stack-name")

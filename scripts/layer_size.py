@@ -60,7 +60,9 @@ def build_layer(dest: Path, python: str = sys.executable) -> Path:
     if proc.returncode != 0:
         if not pypi_reachable(python):
             raise PyPIUnreachable(proc.stderr[-2000:])
-        raise RuntimeError(f"layer build failed (PyPI reachable, so the requirements do not resolve):\n{proc.stderr[-4000:]}")
+        raise RuntimeError(
+            f"layer build failed (PyPI reachable, so the requirements do not resolve):\n{proc.stderr[-4000:]}"
+        )
     return dest / "python"
 
 

@@ -27,7 +27,8 @@ def declared_skips(template) -> dict[tuple[str, str], str]:
 
 
 def checkov_bin() -> str | None:
-    for candidate in (os.environ.get("CHECKOV"), str(ROOT / ".venv-checkov" / "bin" / "checkov"), shutil.which("checkov")):
+    local = str(ROOT / ".venv-checkov" / "bin" / "checkov")
+    for candidate in (os.environ.get("CHECKOV"), local, shutil.which("checkov")):
         if candidate and os.path.exists(candidate):
             return candidate
     return None

@@ -80,7 +80,8 @@ def test_sizes_and_counts_follow_settings(emr_env, monkeypatch):
     monkeypatch.setenv("COVIDLAKE_EMR_CORE_ON_DEMAND_CAPACITY", "2")
     monkeypatch.setenv("COVIDLAKE_EMR_CORE_INSTANCE_TYPES", "r5.2xlarge")
     monkeypatch.setenv("COVIDLAKE_EMR_PRIMARY_ON_DEMAND", "false")
-    fleets = {f["InstanceFleetType"]: f for f in build_run_plan(EVENT, EmrSettings())["cluster"]["Instances"]["InstanceFleets"]}
+    request = build_run_plan(EVENT, EmrSettings())["cluster"]
+    fleets = {f["InstanceFleetType"]: f for f in request["Instances"]["InstanceFleets"]}
     assert (fleets["CORE"]["TargetOnDemandCapacity"], fleets["CORE"]["TargetSpotCapacity"]) == (2, 3)
     assert [c["InstanceType"] for c in fleets["CORE"]["InstanceTypeConfigs"]] == ["r5.2xlarge"]
     assert (fleets["MASTER"]["TargetOnDemandCapacity"], fleets["MASTER"]["TargetSpotCapacity"]) == (0, 1)

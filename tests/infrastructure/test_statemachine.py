@@ -188,7 +188,11 @@ def test_every_substitution_is_defined_in_the_template(asl, template):
 
 def test_every_lambda_the_definition_names_exists(asl, template):
     subs = template["Resources"]["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"]
-    named = [s["Parameters"]["FunctionName"] for _, s in all_tasks(asl) if s.get("Resource", "").startswith("arn:aws:states:::lambda")]
+    named = [
+        s["Parameters"]["FunctionName"]
+        for _, s in all_tasks(asl)
+        if s.get("Resource", "").startswith("arn:aws:states:::lambda")
+    ]
     assert named
     for placeholder in named:
         value = subs[placeholder.strip("${}")]

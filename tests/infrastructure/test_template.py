@@ -183,7 +183,8 @@ def test_database_is_either_existing_or_created_private_encrypted_managed(templa
     assert template["Parameters"]["DbInstanceClass"]["Default"].endswith(".micro")
     env = template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]
     assert env["COVIDLAKE_DB_SECRET_ARN"]["Fn::If"][0] == "CreateDatabase"
-    assert env["COVIDLAKE_DB_HOST"]["Fn::If"] == ["CreateDatabase", {"Fn::GetAtt": ["Database", "Endpoint.Address"]}, {"Ref": "DbHost"}]
+    created_host = {"Fn::GetAtt": ["Database", "Endpoint.Address"]}
+    assert env["COVIDLAKE_DB_HOST"]["Fn::If"] == ["CreateDatabase", created_host, {"Ref": "DbHost"}]
     assert template["Resources"]["IngestFunction"]["Properties"]["VpcConfig"]["SubnetIds"] == {"Ref": "SubnetIds"}
 
 
