@@ -97,6 +97,7 @@ FAKE_REFS = {
     "GlueDatabase": "covid_analytics",
     "AthenaWorkGroup": "covidlake-tests-covidlake",
     "EmrServiceRole": "covidlake-EmrServiceRole-TEST",
+    "EmrInstanceProfile": "covidlake-EmrInstanceProfile-TEST",
     "AWS::StackName": "covidlake-tests",
     "AWS::Region": "us-east-1",
     "AWS::AccountId": "000000000000",

@@ -56,7 +56,7 @@ def test_request_shape(plan, emr_env):
     assert req["LogUri"] == "s3://lake-bucket-for-tests/emr-logs/"
     assert req["BootstrapActions"][0]["ScriptBootstrapAction"]["Path"] == "s3://lake-bucket-for-tests/code/bootstrap.sh"
     assert req["ServiceRole"] == "covidlake-EmrServiceRole-TEST"
-    assert req["JobFlowRole"].endswith(":instance-profile/covidlake-EmrInstanceProfile-TEST")
+    assert req["JobFlowRole"] == "covidlake-EmrInstanceProfile-TEST"
     tags = {t["Key"]: t["Value"] for t in req["Tags"]}
     assert tags["for-use-with-amazon-emr-managed-policies"] == "true"
     assert tags["covidlake:stack"] == "covidlake-tests", "the state machine's RunJobFlow permission needs this tag"
