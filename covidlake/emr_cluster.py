@@ -1,0 +1,254 @@
+"""The run plan for one pipeline run on AWS: the EMR cluster request, the two Spark steps
+and the Athena DDL that creates the refined tables.
+
+The state machine calls the ``create_emr`` Lambda, which returns ``build_run_plan(...)``;
+the ``createCluster.sync`` task passes ``plan.cluster`` through unchanged (it takes the
+RunJobFlow request syntax), the ``addStep.sync`` tasks pass ``plan.steps.<name>``, and the
+Athena Map state runs ``plan.athena.queries``.
+
+Everything account-specific (bucket, roles, subnets, security groups) comes from
+settings (environment variables set by template.yaml), never from code. This module
+imports neither pyspark nor pandas: it runs inside the Lambda layer.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from covidlake.athena_ddl import refined_table_ddl
+from covidlake.schemas import ATHENA_DATABASE
+
+# AmazonEMRServicePolicy_v2 only acts on resources carrying this tag.
+EMR_MANAGED_POLICY_TAG = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _split(value: Any) -> list[str]:
+    """Comma-separated env var (CloudFormation `!Join [",", ...]`) -> list; blanks dropped."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+class EmrSettings(BaseSettings):
+    """Typed settings of the cluster, from COVIDLAKE_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="COVIDLAKE_", extra="ignore")
+
+    lake_uri: str = Field(description="s3://bucket[/prefix] of the data lake")
+    code_uri: str | None = Field(None, description="s3:// prefix holding emr/*.py, bootstrap.sh, covidlake.zip")
+    emr_log_uri: str | None = None
+    emr_cluster_name: str = "covidlake"
+    emr_release_label: str = "emr-7.5.0"
+    emr_service_role: str = Field(description="EMR service role name or ARN")
+    emr_instance_profile: str = Field(description="EC2 instance profile name or ARN for the cluster nodes")
+    emr_subnet_ids: str = ""
+    emr_additional_security_group_ids: str = ""
+    emr_primary_instance_types: str = "m5.xlarge"
+    emr_core_instance_types: str = "m5.xlarge,m5a.xlarge,m6i.xlarge"
+    emr_primary_on_demand: bool = True
+    emr_core_capacity: int = Field(2, ge=1, le=100)
+    emr_core_on_demand_capacity: int = Field(0, ge=0, le=100)
+    emr_spot_timeout_minutes: int = Field(10, ge=5, le=1440)
+    emr_ebs_size_gb: int = Field(32, ge=16, le=1024)
+    emr_idle_timeout_seconds: int = Field(3600, ge=60, le=604800)
+    # the state machine's TimeoutSecondsPath for each Spark step
+    emr_step_timeout_seconds: int = Field(3600, ge=60, le=86400)
+    emr_tags: str = ""
+    athena_database: str = ATHENA_DATABASE
+    athena_workgroup: str = "primary"
+
+    @field_validator("lake_uri")
+    @classmethod
+    def _s3_only(cls, v: str) -> str:
+        parsed = urlparse(v)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"EMR needs an s3:// lake, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _capacity(self) -> EmrSettings:
+        if self.emr_core_on_demand_capacity > self.emr_core_capacity:
+            raise ValueError("emr_core_on_demand_capacity cannot exceed emr_core_capacity")
+        if not _split(self.emr_primary_instance_types) or not _split(self.emr_core_instance_types):
+            raise ValueError("at least one primary and one core instance type are required")
+        return self
+
+    @property
+    def code(self) -> str:
+        return (self.code_uri or f"{self.lake_uri}/code").rstrip("/")
+
+    @property
+    def logs(self) -> str:
+        return (self.emr_log_uri or f"{self.lake_uri}/emr-logs").rstrip("/") + "/"
+
+    @property
+    def tags(self) -> list[dict[str, str]]:
+        """`k=v,k2=v2` from the stack plus the tags every cluster carries."""
+        tags = {"project": "covidlake"}
+        for pair in _split(self.emr_tags):
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"bad tag {pair!r}: use key=value")
+            tags[key.strip()] = value.strip()
+        tags[EMR_MANAGED_POLICY_TAG["Key"]] = EMR_MANAGED_POLICY_TAG["Value"]
+        return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _fleet(name: str, fleet_type: str, types: list[str], on_demand: int, spot: int, s: EmrSettings) -> dict:
+    fleet: dict[str, Any] = {
+        "Name": name,
+        "InstanceFleetType": fleet_type,
+        "TargetOnDemandCapacity": on_demand,
+        "TargetSpotCapacity": spot,
+        "InstanceTypeConfigs": [
+            {
+                "InstanceType": t,
+                "WeightedCapacity": 1,
+                "EbsConfiguration": {
+                    "EbsBlockDeviceConfigs": [
+                        {
+                            "VolumeSpecification": {"VolumeType": "gp3", "SizeInGB": s.emr_ebs_size_gb},
+                            "VolumesPerInstance": 1,
+                        }
+                    ],
+                    "EbsOptimized": True,
+                },
+            }
+            for t in types
+        ],
+    }
+    if spot:
+        fleet["LaunchSpecifications"] = {
+            # No spot capacity within the timeout: fall back to on-demand rather than fail.
+            "SpotSpecification": {
+                "TimeoutDurationMinutes": s.emr_spot_timeout_minutes,
+                "TimeoutAction": "SWITCH_TO_ON_DEMAND",
+                "AllocationStrategy": "price-capacity-optimized",
+            },
+            "OnDemandSpecification": {"AllocationStrategy": "lowest-price"},
+        }
+    return fleet
+
+
+def build_cluster_request(settings: EmrSettings, run_id: str) -> dict[str, Any]:
+    """The createCluster.sync parameters (RunJobFlow syntax, no Steps: they are added later)."""
+    s = settings
+    primary_types = _split(s.emr_primary_instance_types)
+    core_types = _split(s.emr_core_instance_types)
+    core_spot = s.emr_core_capacity - s.emr_core_on_demand_capacity
+    instances: dict[str, Any] = {
+        "InstanceFleets": [
+            _fleet(
+                "primary", "MASTER", primary_types, int(s.emr_primary_on_demand), int(not s.emr_primary_on_demand), s
+            ),
+            _fleet("core", "CORE", core_types, s.emr_core_on_demand_capacity, core_spot, s),
+        ],
+        # Required by the Step Functions integration; the state machine terminates the
+        # cluster itself and AutoTerminationPolicy is the backstop.
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "TerminationProtected": False,
+    }
+    subnets = _split(s.emr_subnet_ids)
+    if subnets:
+        instances["Ec2SubnetIds"] = subnets
+    extra_sgs = _split(s.emr_additional_security_group_ids)
+    if extra_sgs:
+        instances["AdditionalMasterSecurityGroups"] = extra_sgs
+        instances["AdditionalSlaveSecurityGroups"] = extra_sgs
+    return {
+        "Name": f"{s.emr_cluster_name}-{run_id}"[:256],
+        "ReleaseLabel": s.emr_release_label,
+        "Applications": [{"Name": "Spark"}, {"Name": "Hadoop"}],
+        "LogUri": s.logs,
+        "ServiceRole": s.emr_service_role,
+        "JobFlowRole": s.emr_instance_profile,
+        "VisibleToAllUsers": True,
+        "Instances": instances,
+        "BootstrapActions": [
+            {
+                "Name": "covidlake-bootstrap",
+                "ScriptBootstrapAction": {"Path": f"{s.code}/bootstrap.sh", "Args": []},
+            }
+        ],
+        "Configurations": [
+            {"Classification": "spark-defaults", "Properties": {"spark.sql.session.timeZone": "UTC"}},
+        ],
+        "AutoTerminationPolicy": {"IdleTimeout": s.emr_idle_timeout_seconds},
+        "StepConcurrencyLevel": 1,
+        "Tags": [*s.tags, {"Key": "covidlake:run-id", "Value": run_id}],
+    }
+
+
+def _step(name: str, script: str, args: list[str], settings: EmrSettings) -> dict[str, Any]:
+    return {
+        "Name": name,
+        # The state machine decides what happens on failure (terminate, notify, fail).
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {
+            "Jar": "command-runner.jar",
+            "Args": [
+                "spark-submit",
+                "--deploy-mode",
+                "cluster",
+                "--py-files",
+                f"{settings.code}/covidlake.zip",
+                f"{settings.code}/emr/{script}",
+                *args,
+            ],
+        },
+    }
+
+
+def build_steps(settings: EmrSettings, run_id: str, covid_csv: str, country_csv: str) -> dict[str, dict]:
+    for name, url in (("covid_csv", covid_csv), ("country_csv", country_csv)):
+        if not url.startswith("s3://"):
+            raise ValueError(f"{name} must be an s3:// URL on EMR, got {url!r}")
+    lake = settings.lake_uri
+    return {
+        "etl": _step(
+            "covidlake-etl",
+            "etl.py",
+            ["--lake", lake, "--covid-csv", covid_csv, "--country-csv", country_csv, "--run-id", run_id],
+            settings,
+        ),
+        "analytics": _step("covidlake-analytics", "analytics.py", ["--lake", lake, "--run-id", run_id], settings),
+    }
+
+
+def build_athena_queries(settings: EmrSettings) -> dict[str, Any]:
+    ddl = refined_table_ddl(settings.athena_database, settings.lake_uri)
+    return {
+        "database": settings.athena_database,
+        "workgroup": settings.athena_workgroup,
+        "queries": [{"table": name, "query": sql} for name, sql in ddl.items()],
+    }
+
+
+def build_run_plan(ingest_result: dict[str, Any], settings: EmrSettings | None = None) -> dict[str, Any]:
+    """From the ingest Lambda's output (run_id, inputs.covid_csv, inputs.country_csv) to the
+    whole plan the state machine executes once data changed."""
+    settings = settings or EmrSettings()
+    try:
+        run_id = ingest_result["run_id"]
+        inputs = ingest_result["inputs"]
+        covid_csv, country_csv = inputs["covid_csv"], inputs["country_csv"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"ingest result lacks {exc}: need run_id and inputs.covid_csv/country_csv") from None
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise ValueError(f"bad run_id {run_id!r}")
+    return {
+        "run_id": run_id,
+        "cluster": build_cluster_request(settings, run_id),
+        "steps": build_steps(settings, run_id, covid_csv, country_csv),
+        "athena": build_athena_queries(settings),
+        "timeouts": {"etl": settings.emr_step_timeout_seconds, "analytics": settings.emr_step_timeout_seconds},
+    }

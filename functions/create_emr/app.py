@@ -1,0 +1,34 @@
+"""Lambda: build the run plan (EMR cluster request, Spark steps, Athena DDL) for the state
+machine. Thin: the plan is built by covidlake.emr_cluster.build_run_plan."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from covidlake.emr_cluster import EmrSettings, build_run_plan
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = EmrSettings()  # validated once per container: a bad env var fails the cold start
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    plan = build_run_plan(event, settings)
+    cluster = plan["cluster"]
+    logger.info(
+        "run plan built",
+        run_id=plan["run_id"],
+        release=cluster["ReleaseLabel"],
+        fleets=[
+            {f["Name"]: {"on_demand": f["TargetOnDemandCapacity"], "spot": f["TargetSpotCapacity"]}}
+            for f in cluster["Instances"]["InstanceFleets"]
+        ],
+    )
+    metrics.add_metric(name="ClusterRequests", unit=MetricUnit.Count, value=1)
+    return plan
