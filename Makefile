@@ -26,7 +26,7 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/covidlake run --lake $(LAKE)
 
-test: install-test
+test: install-test $(CHECKOV_VENV)/bin/checkov
 	$(BIN)/python -m pytest
 
 query: install

@@ -110,12 +110,12 @@ def _numeric(text: str) -> bool:
 @click.option("--limit", type=click.IntRange(1), default=None)
 def query(table, lake, as_json, limit) -> None:
     """Print a refined table."""
-    from covidlake.query import DuckDBBackend
+    from covidlake.query import DuckDBBackend, TableNotPublished
     from covidlake.storage import open_lake
 
     try:
         rows = DuckDBBackend(open_lake(lake or get_settings().lake_uri)).fetch(table, limit)
-    except FileNotFoundError as err:
+    except TableNotPublished as err:
         raise PipelineError(f"{err} (run `covidlake run` first)") from None
     if as_json:
         click.echo(json.dumps(rows, indent=2))
