@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 LAKE ?= lake
+# aws-sam-cli and checkov pin their own boto3/cfn-lint/etc., so each gets its own venv.
+SAM_VENV ?= .venv-sam
+CHECKOV_VENV ?= .venv-checkov
 
 .PHONY: run test install install-test query serve clean
 
@@ -41,9 +44,6 @@ clean:
 	rm -rf $(LAKE) .covidlake
 
 # --- AWS deployment (docs/deploy.md) ------------------------------------------------
-# aws-sam-cli and checkov pin their own boto3/cfn-lint/etc., so each gets its own venv.
-SAM_VENV ?= .venv-sam
-CHECKOV_VENV ?= .venv-checkov
 STACK ?= covidlake
 LAYER_CHECK_DIR ?= build/layer-check
 
