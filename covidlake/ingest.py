@@ -15,12 +15,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from covidlake.schemas import REFINED_VERSION_KEY
 from covidlake.settings import Settings
 from covidlake.sources import Capture, download_csv, extract_country_data
 from covidlake.storage import LakeStorage
 
 MANIFEST_PREFIX = "raw/_manifests/"
-REFINED_VERSION_KEY = "refined/_version.json"
+
 
 
 @dataclass

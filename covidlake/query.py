@@ -27,10 +27,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Callable, Protocol
 
-from covidlake.schemas import ColumnType, TableSchema, refined_table
+from covidlake.schemas import REFINED_VERSION_KEY, ColumnType, TableSchema, refined_table
 from covidlake.storage import LakeStorage, LocalStorage
 
-VERSION_KEY = "refined/_version.json"
+VERSION_KEY = REFINED_VERSION_KEY
 
 
 # --- errors ----------------------------------------------------------------------------

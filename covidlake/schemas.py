@@ -73,6 +73,8 @@ class TableSchema:
     name: str
     columns: tuple[Column, ...]
     description: str = ""
+    # The table's natural order as SQL ORDER BY terms (Athena promises no order otherwise).
+    order_by: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -208,6 +210,7 @@ REFINED_TABLES: dict[str, TableSchema] = {
             "continent_stats",
             (Column("continent", S), Column("countries", L)),
             "countries per continent, by countries descending",
+            ("countries DESC", "continent"),
         ),
         TableSchema(
             "numeric_summary",
@@ -220,6 +223,7 @@ REFINED_TABLES: dict[str, TableSchema] = {
                 ),
             ),
             "one row of descriptive statistics over all countries",
+            (),
         ),
         TableSchema(
             "top_countries",
@@ -231,6 +235,7 @@ REFINED_TABLES: dict[str, TableSchema] = {
                 Column("cases_per_thousand", D),
             ),
             "the ten countries with most total cases",
+            ("total_cases DESC", "location"),
         ),
         TableSchema(
             "correlation_analysis",
@@ -244,6 +249,7 @@ REFINED_TABLES: dict[str, TableSchema] = {
                 Column("avg_gdp", D),
             ),
             "Pearson correlations of cases per thousand with HDI, GDP and density, per continent",
+            ("hdi_cases_correlation DESC NULLS LAST", "continent"),
         ),
         TableSchema(
             "hdi_analysis",
@@ -254,6 +260,7 @@ REFINED_TABLES: dict[str, TableSchema] = {
                 Column("avg_deaths_per_million", D),
             ),
             "cases and deaths by human development category",
+            ("CASE hdi_category WHEN 'Very High' THEN 1 WHEN 'High' THEN 2 WHEN 'Medium' THEN 3 ELSE 4 END",),
         ),
         TableSchema(
             "clusters",
@@ -267,6 +274,7 @@ REFINED_TABLES: dict[str, TableSchema] = {
                 Column("cases_per_thousand", D),
             ),
             "K-Means (k=4) clusters on HDI, GDP per capita and population density",
+            ("location",),
         ),
         TableSchema(
             "cluster_summary",
@@ -279,11 +287,14 @@ REFINED_TABLES: dict[str, TableSchema] = {
                 Column("avg_cases_per_thousand", D),
             ),
             "per-cluster averages",
+            ("cluster",),
         ),
     )
 }
 
 ATHENA_DATABASE = "covid_analytics"
+# Written by analytics after it has published every refined table: the data version.
+REFINED_VERSION_KEY = "refined/_version.json"
 
 
 def normalize_header(name: str) -> str:

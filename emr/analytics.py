@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from covidlake.schemas import REFINED_TABLES
+from covidlake.schemas import REFINED_TABLES, REFINED_VERSION_KEY
 
 CLUSTER_FEATURES = ("human_development_index", "gdp_per_capita", "population_density")
 K = 4
@@ -192,7 +192,7 @@ def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:
     finally:
         storage.delete_prefix(staging)
     version = {"run_id": run_id, "published_at": datetime.now(timezone.utc).isoformat(), "tables": rows}
-    storage.put_bytes("refined/_version.json", json.dumps(version).encode())
+    storage.put_bytes(REFINED_VERSION_KEY, json.dumps(version).encode())
     return rows
 
 
