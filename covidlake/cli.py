@@ -37,13 +37,16 @@ def cli() -> None:
     help="load this file into the embedded database instead of the bundled country_data.csv",
 )
 @click.option("--force", is_flag=True, help="reprocess even if the sources did not change")
+@click.option("--wait", type=click.FloatRange(0), default=None, help="seconds to wait for another run on this lake")
 @click.option("--log-level", default="WARNING", show_default=True)
-def run(lake, source_url, db_url, country_csv, force, log_level) -> None:
+def run(lake, source_url, db_url, country_csv, force, wait, log_level) -> None:
     """Run the whole pipeline: database, ingest, ETL, analytics, query."""
     from covidlake.observability import add_ingest_metrics, add_quality_metrics, console_logger, emit_to_console
     from covidlake.runner import run_pipeline
 
     settings = get_settings()
+    if wait is not None:
+        settings = settings.model_copy(update={"lock_wait_seconds": wait})
     if db_url and country_csv:
         raise click.UsageError("--country-csv loads the embedded database; it cannot be combined with --db-url")
     console_logger(level=log_level)

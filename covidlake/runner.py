@@ -14,6 +14,7 @@ from pathlib import Path
 
 from covidlake.ingest import IngestResult, ingest, latest_manifest
 from covidlake.local import embedded_postgres, serve_file
+from covidlake.lock import run_lock
 from covidlake.query import DuckDBBackend
 from covidlake.schemas import REFINED_TABLES
 from covidlake.settings import BUNDLED_DATA, Settings
@@ -54,6 +55,12 @@ def run_pipeline(
 ) -> RunReport:
     storage = open_lake(lake or settings.lake_uri)
     report = RunReport(lake=storage.uri)
+    with run_lock(storage, settings.lock_wait_seconds):
+        _run_stages(settings, storage, report, source_url, db_url, country_csv, force)
+    return report
+
+
+def _run_stages(settings, storage, report, source_url, db_url, country_csv, force) -> None:
     with ExitStack() as stack:
         db_url = db_url or settings.db_url
         if db_url is None:
@@ -70,7 +77,6 @@ def run_pipeline(
     with timed(report, "query"):
         report.continent_stats = DuckDBBackend(storage).fetch("continent_stats")
     report.zone_rows = zone_rows(storage)
-    return report
 
 
 def run_spark_stages(settings: Settings, storage: LakeStorage, report: RunReport) -> None:
@@ -97,6 +103,7 @@ def run_spark_stages(settings: Settings, storage: LakeStorage, report: RunReport
             rows_in={name: s.rows for name, s in result.sources.items()},
             max_rejected_share=settings.max_rejected_share,
             daily_files=max(1, input_bytes // (128 * 1024**2)),
+            manifest_key=result.manifest_key,
         )
         report.quality = summary.to_dict()
     with timed(report, "analytics"):

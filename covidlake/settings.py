@@ -48,6 +48,8 @@ class Settings(BaseSettings):
 
     # local runner
     state_dir: Path = Path(".covidlake")
+    # how long a run waits for another run on the same lake before giving up
+    lock_wait_seconds: float = Field(0.0, ge=0)
 
     # results API (POST /showResults): which engine answers, and how
     query_backend: Literal["duckdb", "athena"] = "duckdb"

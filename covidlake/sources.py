@@ -38,6 +38,8 @@ def check_header(header: list[str], schema: TableSchema, where: str) -> list[str
     names = [normalize_header(h) for h in header]
     if not any(names):
         raise SchemaError(f"{where}: no header row (empty file?)")
+    if len(names) == 1 and schema.required_names != names:
+        raise SchemaError(f"{where}: not a comma-separated file with a header row (first line: {header[0][:80]!r})")
     missing = [c for c in schema.required_names if c not in names]
     if missing:
         raise SchemaError(
@@ -54,11 +56,14 @@ def inspect_csv(path: Path, schema: TableSchema, where: str) -> int:
             reader = csv.reader(fh)
             header = next(reader, [])
             check_header(header, schema, where)
-            return sum(1 for _ in reader)
+            rows = sum(1 for record in reader if any(field.strip() for field in record))
     except UnicodeDecodeError as err:
         raise SchemaError(f"{where}: not UTF-8 text (byte {err.start}: {err.reason})") from None
     except csv.Error as err:
         raise SchemaError(f"{where}: not a readable CSV ({err})") from None
+    if rows == 0:
+        raise SchemaError(f"{where}: header only, no data rows")
+    return rows
 
 
 def _http_session(settings: Settings):

@@ -48,7 +48,7 @@ class LakeStorage(ABC):
 
     def publish(self, staged_to_final: dict[str, str]) -> None:
         """Publish several staged folders once all of them are complete."""
-        for staged, final in staged_to_final.items():
+        for staged in staged_to_final:
             if not self.list(staged):
                 raise RuntimeError(f"refusing to publish empty staging folder {self.url(staged)}")
         for staged, final in staged_to_final.items():
@@ -109,9 +109,22 @@ class LocalStorage(LakeStorage):
         return self._path(key)
 
     def replace_prefix(self, staged: str, final: str) -> None:
-        # Two renames: readers see the old folder or the new one, never a mix.
         src, dst = self._path(staged), self._path(final)
+        files = [p for p in src.rglob("*") if p.is_file() and _is_data_file(p.name)]
         dst.parent.mkdir(parents=True, exist_ok=True)
+        if len(files) == 1 and files[0].parent == src:
+            # One file: a single rename over the previous one, so a reader sees the
+            # old table or the new one whole (rename(2) is atomic).
+            dst.mkdir(exist_ok=True)
+            target = dst / single_file_name(files[0].name)
+            os.replace(files[0], target)
+            for stale in dst.iterdir():
+                if stale != target:
+                    shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            shutil.rmtree(src, ignore_errors=True)
+            return
+        # Several files: swap the folders with two renames (a reader may find the folder
+        # missing for that instant, never a mix of versions).
         old = dst.with_name(f".{dst.name}.old.{uuid.uuid4().hex}")
         if dst.exists():
             os.replace(dst, old)
@@ -152,6 +165,21 @@ class S3Storage(LakeStorage):
     def get_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
+        """A conditional write (If-None-Match: *): False if the object already exists."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+            return True
+        except ClientError as err:
+            if err.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
@@ -170,19 +198,37 @@ class S3Storage(LakeStorage):
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def replace_prefix(self, staged: str, final: str) -> None:
-        # S3 has no rename: copy the new objects in, then delete the old ones that the
-        # new version does not overwrite, then the staging copy.
-        moves = {k: final.rstrip("/") + k[len(staged.rstrip("/")) :] for k in self.list(staged)}
+        # S3 has no rename. One object: copied over the previous one under a fixed key,
+        # which is atomic for readers. Several: copy the new objects in, then delete the
+        # old ones that the new version does not overwrite, then the staging copy.
+        staged_keys = [k for k in self.list(staged) if _is_data_file(k.rsplit("/", 1)[-1])]
+        base, final = staged.rstrip("/"), final.rstrip("/")
+        if len(staged_keys) == 1 and staged_keys[0].count("/") == base.count("/") + 1:
+            name = single_file_name(staged_keys[0].rsplit("/", 1)[-1])
+            moves = {staged_keys[0]: f"{final}/{name}"}
+        else:
+            moves = {k: final + k[len(base) :] for k in staged_keys}
         new_keys = set(moves.values())
         for src, dst in moves.items():
             self.client.copy_object(
                 Bucket=self.bucket, Key=self._key(dst), CopySource={"Bucket": self.bucket, "Key": self._key(src)}
             )
-        stale = [k for k in self.list(final.rstrip("/") + "/") if k not in new_keys]
+        stale = [k for k in self.list(final + "/") if k not in new_keys]
         for i in range(0, len(stale), 1000):
             batch = [{"Key": self._key(k)} for k in stale[i : i + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         self.delete_prefix(staged)
+
+
+def _is_data_file(name: str) -> bool:
+    """Spark's output without its bookkeeping (_SUCCESS, .crc checksums)."""
+    return not name.startswith((".", "_"))
+
+
+def single_file_name(name: str) -> str:
+    """A fixed name for a table stored as one file: `part-00000.snappy.parquet`."""
+    suffix = name[name.index(".") :] if "." in name else ""
+    return f"part-00000{suffix}"
 
 
 def open_lake(uri: str, s3_client=None) -> LakeStorage:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from covidlake.schemas import (
     normalize_header,
 )
 
+log = logging.getLogger(__name__)
 DATE_FORMAT = "yyyy-MM-dd"
 # Running totals may never be negative. OWID's new_* columns legitimately are when a
 # country revises its figures down, so they are not checked.
@@ -234,6 +236,7 @@ class TrustedTables:
     daily: DataFrame
     snapshot: DataFrame
     rejected: DataFrame
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, DataFrame]:
         return {"daily": self.daily, "snapshot": self.snapshot, "rejected": self.rejected}
@@ -245,11 +248,18 @@ def build_trusted(covid_raw: DataFrame, country_raw: DataFrame) -> TrustedTables
     country_raw = normalize_columns(country_raw, "country_data")
     require_columns(covid_raw, COVID_FACTS, "covid_data")
     require_columns(country_raw, COUNTRY_DATA, "country_data")
+    missing = {
+        source: [c for c in schema.column_names if c not in raw.columns]
+        for source, schema, raw in (("covid_data", COVID_FACTS, covid_raw), ("country_data", COUNTRY_DATA, country_raw))
+    }
+    for source, columns in missing.items():
+        if columns:
+            log.warning("%s: optional columns missing, filled with nulls: %s", source, ", ".join(columns))
     countries = conform_countries(country_raw)
     facts = conform_facts(covid_raw, countries)
     daily = join_daily(facts, countries)
     rejected = rejected_rows(countries, "country_data").unionByName(rejected_rows(facts, "covid_data"))
-    return TrustedTables(daily, latest_snapshot(daily), rejected)
+    return TrustedTables(daily, latest_snapshot(daily), rejected, {k: v for k, v in missing.items() if v})
 
 
 # --- quality summary -----------------------------------------------------------------
@@ -260,13 +270,23 @@ class QualitySummary:
     rows_in: dict[str, int]
     rows_out: dict[str, int]
     rejected: dict[str, dict[str, int]] = field(default_factory=dict)
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)
 
     def rejected_share(self, source: str) -> float:
         total = self.rows_in.get(source, 0)
         return sum(self.rejected.get(source, {}).values()) / total if total else 0.0
 
     def to_dict(self) -> dict:
-        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "rejected": self.rejected}
+        return {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "rejected": self.rejected,
+            "missing_columns": self.missing_columns,
+        }
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(n for rules in self.rejected.values() for n in rules.values())
 
 
 def summarize(rows_in: dict[str, int], daily: DataFrame, snapshot: DataFrame, rejected: DataFrame) -> QualitySummary:
@@ -277,6 +297,12 @@ def summarize(rows_in: dict[str, int], daily: DataFrame, snapshot: DataFrame, re
 
 
 def check_rejected_share(summary: QualitySummary, rejected: DataFrame, max_share: float) -> None:
+    """Fail (so nothing is published) on empty inputs or too many rejected rows."""
+    for source, rows in summary.rows_in.items():
+        if rows == 0:
+            raise QualityError(f"{source}: no data rows (header only?)")
+    if summary.rows_out.get("snapshot", 1) == 0:
+        raise QualityError("no country rows survived the quality rules and the join: nothing to publish")
     for source in summary.rows_in:
         share = summary.rejected_share(source)
         if share > max_share:
@@ -304,6 +330,7 @@ def write_trusted(
     rows_in: dict[str, int] | None = None,
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     daily_files: int = 1,
+    manifest_key: str | None = None,
 ) -> QualitySummary:
     """Read both raw CSVs, write the trusted tables to staging, check the rejected
     share, then publish all three at once (or nothing)."""
@@ -324,12 +351,43 @@ def write_trusted(
                 "country_data": read_csv_as_strings(spark, country_csv).count(),
             }
         summary = summarize(rows_in, staged["daily"], staged["snapshot"], staged["rejected"])
+        summary.missing_columns = tables.missing_columns
+        log.info("quality summary: %s", json.dumps(summary.to_dict()))
         check_rejected_share(summary, staged["rejected"], max_rejected_share)
         storage.publish({f"{staging}/{name}": f"trusted/{name}" for name in ("daily", "snapshot", "rejected")})
         storage.put_bytes("trusted/_quality.json", json.dumps({"run_id": run_id, **summary.to_dict()}).encode())
+        if manifest_key and storage.exists(manifest_key):
+            record_in_manifest(storage, manifest_key, summary)
     finally:
         storage.delete_prefix(staging)
     return summary
+
+
+def record_in_manifest(storage, manifest_key: str, summary: QualitySummary) -> None:
+    """The run's manifest keeps its quality summary beside the objects it describes."""
+    manifest = json.loads(storage.get_bytes(manifest_key))
+    manifest["quality"] = summary.to_dict()
+    storage.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
+
+
+def publish_quality_metrics(summary: QualitySummary, namespace: str, cloudwatch=None) -> None:
+    """On EMR (no Powertools EMF agent there): the same metrics the local runner emits."""
+    import boto3
+
+    cloudwatch = cloudwatch or boto3.client("cloudwatch")
+    dims = [{"Name": "service", "Value": "covidlake"}]
+    data = [{"MetricName": "RowsRejected", "Value": summary.rejected_total, "Unit": "Count", "Dimensions": dims}]
+    data += [
+        {"MetricName": f"RowsTrusted_{table}", "Value": rows, "Unit": "Count", "Dimensions": dims}
+        for table, rows in summary.rows_out.items()
+    ]
+    data += [
+        {"MetricName": f"RowsRejected_{rule}", "Value": n, "Unit": "Count", "Dimensions": dims}
+        for rules in summary.rejected.values()
+        for rule, n in rules.items()
+    ]
+    for i in range(0, len(data), 20):
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i : i + 20])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,7 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--country-csv", required=True)
     parser.add_argument("--run-id", default="manual")
     parser.add_argument("--max-rejected-share", type=float, default=DEFAULT_MAX_REJECTED_SHARE)
+    parser.add_argument("--manifest-key", default=None, help="the ingest manifest to record the quality summary in")
+    parser.add_argument("--metrics-namespace", default=None, help="publish quality metrics to CloudWatch")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spark = (
         SparkSession.builder.appName("covidlake-etl")
         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
@@ -351,11 +412,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = write_trusted(
             spark, open_lake(args.lake), args.covid_csv, args.country_csv, args.run_id,
-            max_rejected_share=args.max_rejected_share,
+            max_rejected_share=args.max_rejected_share, manifest_key=args.manifest_key,
         )
     except (SchemaError, QualityError) as err:
         print(f"covidlake etl: {err}", file=sys.stderr)
         return 2
+    if args.metrics_namespace:
+        try:
+            publish_quality_metrics(summary, args.metrics_namespace)
+        except Exception as err:  # the data is published; a missing permission must not fail the run
+            log.warning("could not publish quality metrics to %s: %s", args.metrics_namespace, err)
     print(json.dumps(summary.to_dict()))
     return 0
 
