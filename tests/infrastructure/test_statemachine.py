@@ -130,6 +130,8 @@ def evaluate_guard(asl, running: list[str], me: str) -> tuple[str, dict]:
     if nxt != "RecordSkipReason":
         return nxt, data
     params = states[nxt]["Parameters"]
+    # on AWS, Executions[1] of a shorter list is a States.Runtime error, not a skip
+    assert len(running) >= 2, f"skipped with only {running} RUNNING"
     fmt = re.fullmatch(r"States\.Format\('(.*)', \$\.guard\.Executions\[(\d)\]\.Name, \$\$\.Execution\.Name\)",
                        params["cause.$"])
     cause = fmt.group(1).replace("{}", data["guard"]["Executions"][int(fmt.group(2))]["Name"], 1).replace("{}", me, 1)
