@@ -77,7 +77,9 @@ def test_the_guard_comes_first_and_lists_only_running_executions_of_itself(asl):
     check = states["CheckRunningExecutions"]
     assert check["Type"] == "Task"
     assert check["Resource"] == "arn:aws:states:::aws-sdk:sfn:listExecutions"
-    assert check["Parameters"] == {"StateMachineArn.$": "$$.StateMachine.Id", "StatusFilter": "RUNNING", "MaxResults": 2}
+    assert check["Parameters"] == {
+        "StateMachineArn.$": "$$.StateMachine.Id", "StatusFilter": "RUNNING", "MaxResults": 2
+    }
     assert check["Next"] == "CountRunningExecutions"
     # fails closed: an unreadable list alerts and runs nothing
     assert check["Catch"][0]["ErrorEquals"] == ["States.ALL"] and check["Catch"][0]["Next"] == "NotifyFailure"
