@@ -17,7 +17,7 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from covidlake.athena_ddl import refined_table_ddl
@@ -27,6 +27,8 @@ from covidlake.schemas import ATHENA_DATABASE
 EMR_MANAGED_POLICY_TAG = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# CloudWatch namespaces: 1-255 of these characters, and never AWS/ (reserved).
+_NAMESPACE = re.compile(r"^[A-Za-z0-9 ._/#:-]{1,255}$")
 
 
 def _split(value: Any) -> list[str]:
@@ -65,6 +67,15 @@ class EmrSettings(BaseSettings):
     emr_tags: str = ""
     athena_database: str = ATHENA_DATABASE
     athena_workgroup: str = "primary"
+    # Where emr/etl.py publishes RowsRejected/RowsTrusted_* (--metrics-namespace). In the
+    # Lambda this is the Globals' POWERTOOLS_METRICS_NAMESPACE, the namespace the EMR
+    # instance role may write to; unset (or empty), the ETL publishes no metric.
+    metrics_namespace: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "metrics_namespace", "COVIDLAKE_METRICS_NAMESPACE", "POWERTOOLS_METRICS_NAMESPACE"
+        ),
+    )
 
     @field_validator("lake_uri")
     @classmethod
@@ -73,6 +84,16 @@ class EmrSettings(BaseSettings):
         if parsed.scheme != "s3" or not parsed.netloc:
             raise ValueError(f"EMR needs an s3:// lake, got {v!r}")
         return v.rstrip("/")
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _namespace(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not _NAMESPACE.match(v) or v.startswith("AWS/"):
+            raise ValueError(f"bad CloudWatch namespace {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _capacity(self) -> EmrSettings:
@@ -213,13 +234,11 @@ def build_steps(settings: EmrSettings, run_id: str, covid_csv: str, country_csv:
         if not url.startswith("s3://"):
             raise ValueError(f"{name} must be an s3:// URL on EMR, got {url!r}")
     lake = settings.lake_uri
+    etl_args = ["--lake", lake, "--covid-csv", covid_csv, "--country-csv", country_csv, "--run-id", run_id]
+    if settings.metrics_namespace:
+        etl_args += ["--metrics-namespace", settings.metrics_namespace]
     return {
-        "etl": _step(
-            "covidlake-etl",
-            "etl.py",
-            ["--lake", lake, "--covid-csv", covid_csv, "--country-csv", country_csv, "--run-id", run_id],
-            settings,
-        ),
+        "etl": _step("covidlake-etl", "etl.py", etl_args, settings),
         "analytics": _step("covidlake-analytics", "analytics.py", ["--lake", lake, "--run-id", run_id], settings),
     }
 

@@ -4,9 +4,10 @@
 * :class:`AthenaBackend` runs SQL on Athena over the Glue tables (AWS).
 
 Both return rows as dicts typed by the schema registry (numbers as numbers, NaN and
-missing values as None), in the table's natural (stored) order. The table name is only
-ever looked up in :data:`covidlake.schemas.REFINED_TABLES`; SQL is built from the
-registry's identifiers, never from request text.
+missing values as None), in the table's natural order: both run the same SELECT, with
+the registry's ``order_by`` terms as its ORDER BY. The table name is only ever looked up
+in :data:`covidlake.schemas.REFINED_TABLES`; SQL is built from the registry's
+identifiers and terms, never from request text.
 
 :class:`CachedResults` keeps results per table and refined-data version (the content of
 ``refined/_version.json``, written by analytics after it publishes), so repeated
@@ -133,13 +134,17 @@ def read_version(storage: LakeStorage) -> str | None:
 
 
 def _select_sql(schema: TableSchema, database: str | None, limit: int | None) -> str:
-    """SELECT over the registry's columns, identifiers quoted; nothing from the request."""
+    """SELECT over the registry's columns, identifiers quoted, then the registry's ORDER BY
+    terms (the table's natural order; SQL promises no order without them); nothing from
+    the request but the limit, which is an int. Both backends run this statement."""
 
     def q(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
     table = f"{q(database)}.{q(schema.name)}" if database else q(schema.name)
     sql = f"SELECT {', '.join(q(c.name) for c in schema.columns)} FROM {table}"
+    if schema.order_by:
+        sql += f" ORDER BY {', '.join(schema.order_by)}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return sql
@@ -164,7 +169,8 @@ class DuckDBBackend:
             raise TableNotPublished(f"refined table {schema.name} has no data at {self.storage.url(prefix)}")
         if isinstance(self.storage, LocalStorage):
             # Files in name order (part-00000, part-00001, ...), rows in file order:
-            # DuckDB preserves insertion order, so the table's stored order is kept.
+            # DuckDB preserves insertion order, so the stored order is kept where the
+            # registry declares no ORDER BY (numeric_summary, one row).
             files = [str(self.storage.local_path(k)) for k in keys]
             return con.read_parquet(files)
         import io
@@ -175,17 +181,19 @@ class DuckDBBackend:
         arrow = pa.concat_tables(pq.read_table(io.BytesIO(self.storage.get_bytes(k))) for k in keys)
         return con.from_arrow(arrow)
 
+    def sql(self, table: str, limit: int | None = None) -> str:
+        return _select_sql(refined_table(table), None, limit)
+
     def fetch(self, table: str, limit: int | None = None) -> list[dict[str, Any]]:
         import duckdb
 
         schema = refined_table(table)
         with duckdb.connect() as con:
             rel = self._relation(con, schema)
-            columns = ", ".join('"' + c.name.replace('"', '""') + '"' for c in schema.columns)
-            rel = rel.select(columns)
-            if limit is not None:
-                rel = rel.limit(int(limit))
-            rows = rel.fetchall()
+            # The same statement as on Athena, over the Parquet relation named as the
+            # table: both engines apply the registry's ORDER BY, so they agree by
+            # construction rather than by the files' stored order.
+            rows = rel.query(schema.name, self.sql(table, limit)).fetchall()
         return [{c.name: to_json_value(v, c.type) for c, v in zip(schema.columns, row)} for row in rows]
 
 

@@ -98,6 +98,7 @@ def test_steps_spark_submit_with_s3_paths(plan):
         "--covid-csv", EVENT["inputs"]["covid_csv"],
         "--country-csv", EVENT["inputs"]["country_csv"],
         "--run-id", EVENT["run_id"],
+        "--metrics-namespace", "covidlake",
     ]
     analytics = plan["steps"]["analytics"]["HadoopJarStep"]["Args"]
     assert analytics[5:] == ["s3://lake-bucket-for-tests/code/emr/analytics.py", "--lake", "s3://lake-bucket-for-tests",
@@ -160,6 +161,38 @@ def test_athena_queries_are_the_committed_ddl_for_this_bucket(plan):
 def test_timeouts_come_from_settings(emr_env, monkeypatch):
     monkeypatch.setenv("COVIDLAKE_EMR_STEP_TIMEOUT_SECONDS", "5400")
     assert build_run_plan(EVENT, EmrSettings())["timeouts"] == {"etl": 5400, "analytics": 5400}
+
+
+def _instance_role_statement(template, sid: str) -> dict:
+    policies = template["Resources"]["EmrInstanceRole"]["Properties"]["Policies"]
+    return next(s for p in policies for s in p["PolicyDocument"]["Statement"] if s.get("Sid") == sid)
+
+
+def test_etl_publishes_metrics_to_the_namespace_the_instance_role_may_write(template, plan, emr_env):
+    """RowsRejected on AWS: create_emr passes the Powertools namespace to emr/etl.py, and
+    the EMR instance role may call PutMetricData for exactly that namespace."""
+    args = plan["steps"]["etl"]["HadoopJarStep"]["Args"]
+    namespace = args[args.index("--metrics-namespace") + 1]
+    assert namespace == emr_env["POWERTOOLS_METRICS_NAMESPACE"] == "covidlake"
+    statement = _instance_role_statement(template, "PublishQualityMetrics")
+    assert statement["Action"] == "cloudwatch:PutMetricData"
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": namespace}}
+    dashboard_vars = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][1]
+    assert dashboard_vars["Namespace"] == namespace, "the dashboard's RowsRejected line searches this namespace"
+    assert "--metrics-namespace" not in plan["steps"]["analytics"]["HadoopJarStep"]["Args"]
+
+
+def test_metrics_namespace_settings(emr_env, monkeypatch):
+    monkeypatch.setenv("COVIDLAKE_METRICS_NAMESPACE", "covidlake-dev")
+    args = build_run_plan(EVENT, EmrSettings())["steps"]["etl"]["HadoopJarStep"]["Args"]
+    assert args[-2:] == ["--metrics-namespace", "covidlake-dev"], "COVIDLAKE_ wins over POWERTOOLS_"
+    for key in ("COVIDLAKE_METRICS_NAMESPACE", "POWERTOOLS_METRICS_NAMESPACE"):
+        monkeypatch.delenv(key)
+    args = build_run_plan(EVENT, EmrSettings())["steps"]["etl"]["HadoopJarStep"]["Args"]
+    assert "--metrics-namespace" not in args and args[-2:] == ["--run-id", EVENT["run_id"]]
+    for bad in ("AWS/EMR", "name;with;semicolons", "x" * 256):
+        with pytest.raises(ValidationError):
+            EmrSettings(metrics_namespace=bad)
 
 
 @pytest.mark.parametrize(

@@ -68,9 +68,101 @@ def reachable(states: dict, start: str, follow=happy_successors) -> list[str]:
     return seen
 
 
+GUARD = ["CheckRunningExecutions", "CountRunningExecutions", "AnotherRunInProgress"]
+
+
+def test_the_guard_comes_first_and_lists_only_running_executions_of_itself(asl):
+    states = asl["States"]
+    assert asl["StartAt"] == GUARD[0]
+    check = states["CheckRunningExecutions"]
+    assert check["Type"] == "Task"
+    assert check["Resource"] == "arn:aws:states:::aws-sdk:sfn:listExecutions"
+    assert check["Parameters"] == {
+        "StateMachineArn.$": "$$.StateMachine.Id", "StatusFilter": "RUNNING", "MaxResults": 2
+    }
+    assert check["Next"] == "CountRunningExecutions"
+    # fails closed: an unreadable list alerts and runs nothing
+    assert check["Catch"][0]["ErrorEquals"] == ["States.ALL"] and check["Catch"][0]["Next"] == "NotifyFailure"
+    count = states["CountRunningExecutions"]
+    assert count["Type"] == "Pass"
+    assert count["Parameters"]["running.$"] == "States.ArrayLength($.guard.Executions)"
+    assert count["Next"] == "AnotherRunInProgress"
+    # the guard's states touch nothing but ListExecutions
+    assert [s for s in reachable(states, GUARD[0], successors) if s in GUARD] == GUARD
+
+
+def test_the_guard_leads_to_ingest_only_when_alone(asl):
+    states = asl["States"]
+    choice = states["AnotherRunInProgress"]
+    assert choice["Type"] == "Choice"
+    assert choice["Choices"] == [
+        {"Variable": "$.guard.running", "NumericGreaterThan": 1, "Next": "RecordSkipReason"}
+    ], "more than one RUNNING (this one included) means another run is in progress"
+    assert choice["Default"] == "Ingest"
+    # with another run in progress: a Pass recording why, then a Succeed; no Task at all
+    skip = reachable(states, "RecordSkipReason", successors)
+    assert skip == ["RecordSkipReason", "SkippedAnotherRunInProgress"]
+    assert [states[s]["Type"] for s in skip] == ["Pass", "Succeed"]
+    reason = states["RecordSkipReason"]["Parameters"]
+    assert reason["error"] == "AnotherRunInProgress"
+    assert reason["cause.$"].startswith("States.Format('AnotherRunInProgress: execution {} is still running")
+    # Ingest is reached from the guard only through the Choice's Default
+    into_ingest = [n for n, s in states.items() if "Ingest" in successors(s)]
+    assert into_ingest == ["AnotherRunInProgress"]
+
+
+def evaluate_guard(asl, running: list[str], me: str) -> tuple[str, dict]:
+    """A tiny interpreter of the guard's states for given RUNNING executions (newest
+    first, as ListExecutions returns them): where the execution goes, and its data."""
+    states = asl["States"]
+    data = {"force": False}
+    listed = {"Executions": [{"Name": n, "ExecutionArn": f"arn:aws:states:r:a:execution:sm:{n}"} for n in running]}
+    check = states["CheckRunningExecutions"]
+    data["guard"] = {k.removesuffix(".$"): listed[v.removeprefix("$.")] for k, v in check["ResultSelector"].items()}
+    count = states["CountRunningExecutions"]["Parameters"]
+    computed = {}
+    for key, expr in count.items():
+        m = re.fullmatch(r"States\.ArrayLength\(\$\.guard\.(\w+)\)", expr)
+        computed[key.removesuffix(".$")] = len(data["guard"][m.group(1)]) if m else data["guard"][expr.split(".")[-1]]
+    data["guard"] = computed
+    choice = states["AnotherRunInProgress"]
+    rule = choice["Choices"][0]
+    value = data["guard"][rule["Variable"].split(".")[-1]]
+    nxt = rule["Next"] if value > rule["NumericGreaterThan"] else choice["Default"]
+    if nxt != "RecordSkipReason":
+        return nxt, data
+    params = states[nxt]["Parameters"]
+    # on AWS, Executions[1] of a shorter list is a States.Runtime error, not a skip
+    assert len(running) >= 2, f"skipped with only {running} RUNNING"
+    fmt = re.fullmatch(r"States\.Format\('(.*)', \$\.guard\.Executions\[(\d)\]\.Name, \$\$\.Execution\.Name\)",
+                       params["cause.$"])
+    cause = fmt.group(1).replace("{}", data["guard"]["Executions"][int(fmt.group(2))]["Name"], 1).replace("{}", me, 1)
+    return states[nxt]["Next"], {"error": params["error"], "cause": cause}
+
+
+@pytest.mark.parametrize(
+    ("running", "expected"),
+    [
+        ([], "Ingest"),  # ListExecutions is eventually consistent: this one may not be listed yet
+        (["me"], "Ingest"),
+        (["me", "yesterday"], "SkippedAnotherRunInProgress"),
+    ],
+)
+def test_the_guard_decides_by_the_number_of_running_executions(asl, running, expected):
+    where, data = evaluate_guard(asl, running, "me")
+    assert where == expected
+    if expected == "Ingest":
+        assert data["force"] is False, "the original input reaches Ingest"
+    else:
+        assert data == {
+            "error": "AnotherRunInProgress",
+            "cause": "AnotherRunInProgress: execution yesterday is still running; "
+            "execution me started nothing and touched no resource",
+        }
+
+
 def test_changed_choice_skips_the_cluster(asl):
     states = asl["States"]
-    assert asl["StartAt"] == "Ingest"
     assert states["Ingest"]["Next"] == "SourcesChanged"
     choice = states["SourcesChanged"]
     assert choice["Type"] == "Choice"
@@ -107,7 +199,7 @@ def test_the_error_path_terminates_then_notifies_then_fails(asl):
     assert notify["Next"] == "PipelineFailed" and notify["Catch"][0]["Next"] == "PipelineFailed"
     assert states["PipelineFailed"]["Type"] == "Fail"
     # states before the cluster exists alert without terminating anything
-    for name in ("Ingest", "BuildRunPlan", "CreateCluster"):
+    for name in ("CheckRunningExecutions", "Ingest", "BuildRunPlan", "CreateCluster"):
         assert states[name]["Catch"][0]["Next"] == "NotifyFailure", name
 
 
@@ -150,10 +242,10 @@ def test_lambda_tasks_retry_only_lambda_service_errors(asl):
 
 def test_the_pipeline_order(asl):
     states = asl["States"]
-    order = reachable(states, "Ingest")
+    order = reachable(states, asl["StartAt"])
     assert order == [
-        "Ingest", "SourcesChanged", "BuildRunPlan", "NoNewData", "CreateCluster", "RunEtl", "RunAnalytics",
-        "TerminateCluster", "CreateRefinedTables", "Succeeded",
+        *GUARD, "RecordSkipReason", "Ingest", "SkippedAnotherRunInProgress", "SourcesChanged", "BuildRunPlan",
+        "NoNewData", "CreateCluster", "RunEtl", "RunAnalytics", "TerminateCluster", "CreateRefinedTables", "Succeeded",
     ]
     assert states["CreateCluster"]["Resource"] == "arn:aws:states:::elasticmapreduce:createCluster.sync"
     inner = states["CreateRefinedTables"]["ItemProcessor"]["States"]["CreateTable"]
@@ -203,7 +295,7 @@ def test_every_lambda_the_definition_names_exists(asl, template):
     assert "def lambda_handler" in (ROOT / "functions" / "create_emr" / "app.py").read_text()
 
 
-@pytest.mark.parametrize("mutation", ["drop_catch", "retry_spark", "no_timeout"])
+@pytest.mark.parametrize("mutation", ["drop_catch", "retry_spark", "no_timeout", "guard_not_first", "guard_off_by_one"])
 def test_the_structural_checks_fail_on_a_bad_definition(asl, mutation):
     """The checks above are not vacuous: each catches the defect it exists for."""
     bad = json.loads(json.dumps(asl))
@@ -213,8 +305,16 @@ def test_the_structural_checks_fail_on_a_bad_definition(asl, mutation):
     elif mutation == "retry_spark":
         bad["States"]["RunEtl"]["Retry"] = [{"ErrorEquals": ["States.ALL"]}]
         check = test_spark_steps_are_never_retried
-    else:
+    elif mutation == "no_timeout":
         del bad["States"]["TerminateCluster"]["TimeoutSeconds"]
         check = test_every_task_has_a_timeout
+    elif mutation == "guard_not_first":
+        bad["StartAt"] = "Ingest"
+        check = test_the_guard_comes_first_and_lists_only_running_executions_of_itself
+    else:  # "more than zero" would skip every run: this one is always RUNNING
+        bad["States"]["AnotherRunInProgress"]["Choices"][0]["NumericGreaterThan"] = 0
+        with pytest.raises(AssertionError):
+            test_the_guard_decides_by_the_number_of_running_executions(bad, ["me"], "Ingest")
+        check = test_the_guard_leads_to_ingest_only_when_alone
     with pytest.raises(AssertionError):
         check(bad)

@@ -136,8 +136,17 @@ def _statements(policy_holder) -> list[dict]:
 
 
 # "*" is allowed only where the service has no resource-level permission, and then
-# only for these statement ids (each has a comment in the template saying why).
-STAR_ALLOWED = {"CreateTaggedCluster", "ExecutionLogDelivery", "XRayTraces"}
+# only for these statement ids (each has a comment in the template saying why):
+# RunJobFlow (no cluster ARN before it exists; restricted by the stack tag), the
+# CloudWatch Logs delivery APIs and X-Ray (no resource types at all), and
+# cloudwatch:PutMetricData (no resource types; restricted by the cloudwatch:namespace
+# condition to the pipeline's namespace).
+STAR_ALLOWED = {"CreateTaggedCluster", "ExecutionLogDelivery", "XRayTraces", "PublishQualityMetrics"}
+# ...and those that can be narrowed by a condition must be.
+STAR_CONDITIONS = {
+    "CreateTaggedCluster": "aws:RequestTag/covidlake:stack",
+    "PublishQualityMetrics": "cloudwatch:namespace",
+}
 
 
 def test_no_star_resource_where_a_narrower_one_exists(template):
@@ -152,12 +161,37 @@ def test_no_star_resource_where_a_narrower_one_exists(template):
             resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
             if "*" in resources:
                 assert st.get("Sid") in STAR_ALLOWED, f"{logical_id}: {st}"
+                key = STAR_CONDITIONS.get(st["Sid"])
+                if key:
+                    assert key in st.get("Condition", {}).get("StringEquals", {}), f"{logical_id}: {st}"
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             assert not any(a == "*" or a.endswith(":*") for a in actions), f"{logical_id}: wildcard action {actions}"
     assert checked > 15
     tagged = [s for s in _statements(template["Resources"]["PipelineStateMachine"]["Properties"]["Policies"])
               if s.get("Sid") == "CreateTaggedCluster"]
     assert tagged[0]["Condition"]["StringEquals"], "RunJobFlow on * must be restricted by the stack tag"
+
+
+def test_state_machine_may_list_only_its_own_executions(template, transformed):
+    """The one-run-at-a-time guard: states:ListExecutions on this state machine's ARN,
+    built from its fixed name (no !Ref/!GetAtt of itself: that would be circular)."""
+    sm = template["Resources"]["PipelineStateMachine"]["Properties"]
+    assert sm["Name"] == {"Fn::Sub": "${AWS::StackName}-pipeline"}
+    statements = _statements(sm["Policies"])
+    listing = [s for s in statements if "states:ListExecutions" in json.dumps(s["Action"])]
+    assert len(listing) == 1
+    st = listing[0]
+    assert st["Sid"] == "ListOwnRunningExecutions" and st["Effect"] == "Allow"
+    assert st["Action"] == "states:ListExecutions"
+    arn = st["Resource"]["Fn::Sub"]
+    assert "*" not in arn and "PipelineStateMachine" not in arn
+    assert arn == "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + sm["Name"]["Fn::Sub"]
+    # after the SAM transform: the name is on the CloudFormation resource and the policy
+    # still names exactly that ARN
+    res = transformed["Resources"]
+    assert res["PipelineStateMachine"]["Properties"]["StateMachineName"] == sm["Name"]
+    role_policies = json.dumps(res["PipelineStateMachineRole"]["Properties"]["Policies"])
+    assert json.dumps(st["Resource"]) in role_policies
 
 
 def test_nothing_account_specific_is_hard_coded():

@@ -55,18 +55,22 @@ def sample_rows() -> dict[str, list[dict]]:
             }
             for i in range(10)
         ],
-        "correlation_analysis": [
-            {
-                "continent": c,
-                "hdi_cases_correlation": None if c == "Oceania" else 0.9 - i / 10,
-                "gdp_cases_correlation": 0.5,
-                "density_cases_correlation": -0.1,
-                "country_count": n - 3,
-                "avg_hdi": 0.7,
-                "avg_gdp": 20000.0,
-            }
-            for i, (c, n) in enumerate(CONTINENTS)
-        ],
+        # in natural order (hdi_cases_correlation DESC NULLS LAST): Oceania's null last
+        "correlation_analysis": sorted(
+            [
+                {
+                    "continent": c,
+                    "hdi_cases_correlation": None if c == "Oceania" else 0.9 - i / 10,
+                    "gdp_cases_correlation": 0.5,
+                    "density_cases_correlation": -0.1,
+                    "country_count": n - 3,
+                    "avg_hdi": 0.7,
+                    "avg_gdp": 20000.0,
+                }
+                for i, (c, n) in enumerate(CONTINENTS)
+            ],
+            key=lambda r: (r["hdi_cases_correlation"] is None, -(r["hdi_cases_correlation"] or 0)),
+        ),
         "hdi_analysis": [
             {"hdi_category": cat, "countries": n, "avg_cases_per_thousand": a, "avg_deaths_per_million": d}
             for cat, n, a, d in [

@@ -124,12 +124,36 @@ def test_sql_is_built_from_the_registry_and_reuse_is_on(aws):
     )
     seed((CONTINENT_COLUMNS, CONTINENT_ROWS))
     backend(aws, result_reuse_minutes=30).fetch("continent_stats", limit=2)
-    assert seen["QueryString"] == 'SELECT "continent", "countries" FROM "covid_analytics"."continent_stats" LIMIT 2'
+    assert seen["QueryString"] == (
+        'SELECT "continent", "countries" FROM "covid_analytics"."continent_stats" '
+        "ORDER BY countries DESC, continent LIMIT 2"
+    )
     assert seen["WorkGroup"] == "covidlake"
     assert seen["QueryExecutionContext"] == {"Database": "covid_analytics", "Catalog": "AwsDataCatalog"}
     assert seen["ResultReuseConfiguration"] == {"ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 30}}
     with pytest.raises(KeyError):
         backend(aws).sql("continent_stats; DROP TABLE x")
+
+
+def test_sql_orders_by_the_registry_terms_only(aws):
+    """Athena promises no order without ORDER BY: every table with declared terms gets
+    them, in the registry's order, before the LIMIT; numeric_summary (one row) has none."""
+    from covidlake.schemas import REFINED_TABLES
+
+    b = backend(aws)
+    for name, schema in REFINED_TABLES.items():
+        sql = b.sql(name)
+        if schema.order_by:
+            assert sql.endswith(f'FROM "covid_analytics"."{name}" ORDER BY ' + ", ".join(schema.order_by))
+            assert b.sql(name, limit=5).endswith(" ORDER BY " + ", ".join(schema.order_by) + " LIMIT 5")
+        else:
+            assert "ORDER BY" not in sql
+    assert b.sql("numeric_summary", limit=1).endswith('FROM "covid_analytics"."numeric_summary" LIMIT 1')
+    assert b.sql("hdi_analysis").endswith("ORDER BY CASE hdi_category WHEN 'Very High' THEN 1 WHEN 'High' THEN 2 "
+                                          "WHEN 'Medium' THEN 3 ELSE 4 END")
+    # nothing else from the caller reaches the SQL: an unknown name is refused before any SQL
+    with pytest.raises(KeyError):
+        b.sql("continent_stats ORDER BY 1")
 
 
 @pytest.fixture

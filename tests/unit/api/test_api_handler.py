@@ -60,6 +60,23 @@ def test_order_kept_across_part_files(api_handler, api_lake):
     assert len(list((api_lake[0] / "refined" / "clusters").glob("*.parquet"))) == 3
 
 
+@pytest.mark.parametrize("table", [t for t, s in REFINED_TABLES.items() if s.order_by])
+def test_duckdb_applies_the_natural_order_whatever_the_stored_order(tmp_path, api_lake, table):
+    """DuckDB runs the same ORDER BY as Athena, so a table written out of order (reversed,
+    across two files) still comes back in the registry's natural order, limit after it."""
+    from covidlake.query import DuckDBBackend
+    from covidlake.storage import LocalStorage
+
+    from .sample_lake import write_table
+
+    natural = api_lake[1][table]
+    write_table(tmp_path, table, list(reversed(natural)), parts=2)
+    backend = DuckDBBackend(LocalStorage(tmp_path))
+    assert backend.fetch(table) == expected(natural)
+    assert backend.fetch(table, limit=2) == expected(natural[:2])
+    assert backend.sql(table).endswith(" ORDER BY " + ", ".join(REFINED_TABLES[table].order_by))
+
+
 @pytest.mark.parametrize("limit", [1, 7, 1000])
 def test_limit(api_handler, api_lake, limit):
     status, _, body = api_handler("POST", "/showResults", {"table": "clusters", "limit": limit})
