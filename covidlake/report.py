@@ -436,7 +436,9 @@ def render_html(data: dict[str, Any], pngs: dict[str, bytes]) -> str:
         "correlation": _table(data["correlation_analysis"]),
         "cluster_summary": _table(data["cluster_summary"]),
         "top_countries": _table(data["top_countries"]),
-        "numeric_summary": _table(data["numeric_summary"]),
+        "numeric_summary": _table(
+            [{"statistic": k, "value": v} for row in data["numeric_summary"][:1] for k, v in row.items()]
+        ),
     }
     charts = [
         {
@@ -453,6 +455,7 @@ def render_html(data: dict[str, Any], pngs: dict[str, bytes]) -> str:
         tables=tables,
         run=run,
         version=data.get("refined_version") or {},
+        summary_count=(data["numeric_summary"][0].get("total_records") if data["numeric_summary"] else None),
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         chart_data_json=_json_for_script(chart_data(data)),
     )
@@ -482,3 +485,40 @@ def _write_atomic(path: Path, payload: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(payload)
     tmp.replace(path)
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def _report_command():
+    import click
+
+    @click.command("report")
+    @click.option("--lake", default=None, help="lake folder or s3://bucket/prefix [env COVIDLAKE_LAKE_URI, default ./lake]")
+    @click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="write here instead of <lake>/report (required for an s3:// lake)",
+    )
+    def report_command(lake: str | None, out: Path | None) -> None:
+        """Write the run report: <lake>/report/index.html (self-contained) and one PNG per chart."""
+        from covidlake.query import QueryError
+        from covidlake.settings import get_settings
+        from covidlake.storage import open_lake
+
+        storage = open_lake(lake or get_settings().lake_uri)
+        if out is None and not isinstance(storage, LocalStorage):
+            raise click.UsageError(f"{storage.uri} is not a folder: give an output folder with --out")
+        try:
+            index = write_report(storage, out)
+        except QueryError as err:
+            failure = click.ClickException(f"{err.message} (run `covidlake run` first)")
+            failure.exit_code = 2  # as `covidlake query` on a lake without data
+            raise failure from None
+        click.echo(str(index))
+
+    return report_command
+
+
+report_command = _report_command()

@@ -15,6 +15,7 @@ from pathlib import Path
 from covidlake.ingest import IngestResult, ingest, latest_manifest
 from covidlake.local import embedded_postgres, serve_file
 from covidlake.query import DuckDBBackend
+from covidlake.report import save_run_summary
 from covidlake.schemas import REFINED_TABLES
 from covidlake.settings import BUNDLED_DATA, Settings
 from covidlake.sources import load_country_data
@@ -70,6 +71,7 @@ def run_pipeline(
     with timed(report, "query"):
         report.continent_stats = DuckDBBackend(storage).fetch("continent_stats")
     report.zone_rows = zone_rows(storage)
+    save_run_summary(storage, report)  # lake/report/run.json: `covidlake report` shows the last run
     return report
 
 
