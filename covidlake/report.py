@@ -49,7 +49,10 @@ CHARTS: dict[str, tuple[str, str]] = {
         "K-Means clusters: HDI against GDP per capita",
         "k = 4 on HDI, GDP per capita and population density, standardised (tables clusters and cluster_summary).",
     ),
-    "top_countries": ("Top ten countries by total cases", "Bars: total cases; labels: cases per thousand (table top_countries)."),
+    "top_countries": (
+        "Top ten countries by total cases",
+        "Bars: total cases; labels: cases per thousand (table top_countries).",
+    ),
     "run": (
         "The last run",
         "Rows per zone, rows rejected per quality rule and time per stage of the last `covidlake run`.",
@@ -324,7 +327,9 @@ def fig_run(plt, run: dict):
     zones_ax.set_title("rows per zone")
 
     rejected = (run.get("quality") or {}).get("rejected") or {}
-    items = [(f"{source}: {rule}", n) for source, rules in sorted(rejected.items()) for rule, n in sorted(rules.items())]
+    items = [
+        (f"{source}: {rule}", n) for source, rules in sorted(rejected.items()) for rule, n in sorted(rules.items())
+    ]
     if items:
         bars = rejected_ax.barh([k for k, _ in items][::-1], [n for _, n in items][::-1], color="#c44e52")
         rejected_ax.bar_label(bars, padding=3, fontsize=8)
@@ -345,7 +350,8 @@ def fig_run(plt, run: dict):
     stages_ax.set_title("time per stage (s)")
 
     changed = run.get("changed")
-    verdict = {True: "data changed: yes", False: "data changed: no (Spark stages skipped)"}.get(changed, "data changed: unknown")
+    verdicts = {True: "data changed: yes", False: "data changed: no (Spark stages skipped)"}
+    verdict = verdicts.get(changed, "data changed: unknown")
     fig.suptitle(f"run {run.get('run_id') or '(unknown)'} — {verdict}", fontweight="bold")
     fig.tight_layout()
     return fig
@@ -494,7 +500,9 @@ def _report_command():
     import click
 
     @click.command("report")
-    @click.option("--lake", default=None, help="lake folder or s3://bucket/prefix [env COVIDLAKE_LAKE_URI, default ./lake]")
+    @click.option(
+        "--lake", default=None, help="lake folder or s3://bucket/prefix [env COVIDLAKE_LAKE_URI, default ./lake]"
+    )
     @click.option(
         "--out",
         type=click.Path(file_okay=False, path_type=Path),

@@ -178,7 +178,8 @@ def _collect(events: list[dict], report: PageReport) -> None:
             report.console.append({"level": params.get("type"), "text": text})
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
-            report.exceptions.append(details.get("exception", {}).get("description") or details.get("text", "exception"))
+            exception = details.get("exception", {}).get("description")
+            report.exceptions.append(exception or details.get("text", "exception"))
         elif method == "Log.entryAdded":
             entry = params.get("entry", {})
             report.console.append({"level": entry.get("level"), "text": f"{entry.get('source')}: {entry.get('text')}"})

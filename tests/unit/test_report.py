@@ -104,7 +104,10 @@ def test_unchanged_run_takes_rejected_rows_from_the_trusted_zone(lake):
     storage = LocalStorage(lake)
     storage.put_bytes(
         "trusted/_quality.json",
-        json.dumps({"run_id": "older", "rows_in": {"covid_data": 9}, "rows_out": {}, "rejected": {"covid_data": {"missing_location": 2}}}).encode(),
+        json.dumps({
+            "run_id": "older", "rows_in": {"covid_data": 9}, "rows_out": {},
+            "rejected": {"covid_data": {"missing_location": 2}},
+        }).encode(),
     )
     rpt.save_run_summary(storage, fake_run(changed=False, quality={}, stages={"database": 0.5, "ingest": 0.1}))
     data = chart_data(rpt.write_report(storage).read_text())
