@@ -7,7 +7,7 @@ LAKE ?= lake
 SAM_VENV ?= .venv-sam
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: run test install install-test query serve clean
+.PHONY: run test install install-test query serve clean report report-check docs-images
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,25 @@ test: install-test $(CHECKOV_VENV)/bin/checkov
 
 query: install
 	$(BIN)/covidlake query $(TABLE) --lake $(LAKE)
+
+# The run report: $(LAKE)/report/index.html (self-contained) and one PNG per chart.
+# `make run` writes it too; `make serve` shows it at http://127.0.0.1:$(PORT)/.
+report: install
+	$(BIN)/covidlake report --lake $(LAKE)
+
+# The report in headless Chromium (Debian package `chromium`, installed when missing):
+# a full-page screenshot of / from `covidlake serve`, no console errors, no external fetch.
+SCREENSHOT ?= build/report-screenshot.png
+report-check: install-test
+	@command -v chromium >/dev/null || { echo "installing chromium (apt-get)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	mkdir -p $(dir $(SCREENSHOT))
+	COVIDLAKE_SCREENSHOT=$(abspath $(SCREENSHOT)) $(BIN)/python -m pytest -q tests/integration/test_report_browser.py
+	@echo "screenshot: $(SCREENSHOT)"
+
+# The README's chart, from the bundled data (after `make run`).
+docs-images: install
+	$(BIN)/covidlake report --lake $(LAKE) --out build/report
+	cp build/report/clusters.png docs/images/clusters.png
 
 # The results API on http://127.0.0.1:$(PORT) over $(LAKE) (POST /showResults, GET /tables, /swagger).
 PORT ?= 3000

@@ -63,6 +63,13 @@ def run(lake, source_url, db_url, country_csv, force, wait, log_level) -> None:
     if log_level.upper() in ("DEBUG", "INFO"):
         emit_to_console(metrics)
     print_report(report)
+    from covidlake.report import write_report
+    from covidlake.storage import open_lake
+
+    if report.lake.startswith("s3://"):
+        click.echo("\nreport: not written for an s3:// lake (use `covidlake report --lake <uri> --out <folder>`)")
+    else:
+        click.echo(f"\nreport: {write_report(open_lake(report.lake), report=report)}")
 
 
 def print_report(report) -> None:
@@ -168,9 +175,11 @@ def main() -> None:
     cli(prog_name="covidlake")
 
 
+from covidlake.report import report_command as _report  # noqa: E402  (charts and run report, issue 7)
 from covidlake.serve import serve as _serve  # noqa: E402  (the results API, issue 4)
 
 cli.add_command(_serve)
+cli.add_command(_report)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,6 +16,7 @@ from covidlake.ingest import IngestResult, ingest, latest_manifest
 from covidlake.local import embedded_postgres, serve_file
 from covidlake.lock import run_lock
 from covidlake.query import DuckDBBackend
+from covidlake.report import save_run_summary
 from covidlake.schemas import REFINED_TABLES
 from covidlake.settings import BUNDLED_DATA, Settings
 from covidlake.sources import load_country_data
@@ -77,6 +78,7 @@ def _run_stages(settings, storage, report, source_url, db_url, country_csv, forc
     with timed(report, "query"):
         report.continent_stats = DuckDBBackend(storage).fetch("continent_stats")
     report.zone_rows = zone_rows(storage)
+    save_run_summary(storage, report)  # lake/report/run.json: `covidlake report` shows the last run
 
 
 def run_spark_stages(settings: Settings, storage: LakeStorage, report: RunReport) -> None:

@@ -12,6 +12,7 @@ import base64
 import importlib.util
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -28,6 +29,7 @@ import click
 from covidlake.settings import PROJECT_ROOT
 
 HANDLER_FILE = PROJECT_ROOT / "functions" / "show_results" / "app.py"
+REPORT_PNG = re.compile(r"/(?:report/)?([a-z0-9_]{1,64}\.png)")
 MAX_BODY_BYTES = 1024 * 1024  # API Gateway allows 10 MB; nothing here needs more than a few bytes
 
 
@@ -127,6 +129,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     lambda_handler: Callable[[dict, Any], dict]
     access_log = False
+    report_dir: Path | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -134,6 +137,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self) -> None:
+        if self.command in ("GET", "HEAD") and self.headers.get("Content-Length", "0") == "0" and self._serve_report():
+            return None
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return self._reply(411, {"message": "send a Content-Length (chunked bodies are not supported)"})
@@ -158,6 +163,31 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.log_error("handler failed: %r", err)
             return self._reply(500, {"message": "Internal Server Error"})
         self._write_result(result)
+
+    def _serve_report(self) -> bool:
+        """GET / (the report page) and /<chart>.png or /report/<chart>.png from the lake's
+        report folder, served by this server itself (the Lambda serves the API only)."""
+        path = urlsplit(self.path).path
+        if path in ("/", "/index.html", "/report", "/report/", "/report/index.html"):
+            name, content_type = "index.html", "text/html; charset=utf-8"
+        else:
+            match = REPORT_PNG.fullmatch(path)
+            if not match:
+                return False
+            name, content_type = match.group(1), "image/png"
+        report_dir = type(self).report_dir
+        file = report_dir / name if report_dir is not None else None
+        if file is None or not file.is_file():
+            if name != "index.html":
+                return False  # the API answers 404 as for any unknown path
+            page = (
+                "<!DOCTYPE html><title>covidlake</title><p>No report yet: run <code>covidlake run</code> or "
+                "<code>covidlake report</code>. The API: <a href=\"/swagger\">/swagger</a>.</p>"
+            ).encode()
+            self._send(404, {"Content-Type": "text/html; charset=utf-8"}, page, [])
+            return True
+        self._send(200, {"Content-Type": content_type, "Cache-Control": "no-cache"}, file.read_bytes(), [])
+        return True
 
     def __getattr__(self, name: str):
         # Every method (GET, POST, ..., TRACE, anything) goes to the handler, as with
@@ -226,7 +256,11 @@ def make_server(lake: str, host: str = "127.0.0.1", port: int = 3000, access_log
     handler = type(
         "BoundApiRequestHandler",
         (ApiRequestHandler,),
-        {"lambda_handler": staticmethod(module.lambda_handler), "access_log": access_log},
+        {
+            "lambda_handler": staticmethod(module.lambda_handler),
+            "access_log": access_log,
+            "report_dir": None if str(lake).startswith("s3://") else Path(lake) / "report",
+        },
     )
     return ApiServer((host, port), handler)
 
@@ -237,12 +271,12 @@ def make_server(lake: str, host: str = "127.0.0.1", port: int = 3000, access_log
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535), help="port (0: any free)")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="log every request to stderr")
 def serve(lake: str, host: str, port: int, access_log: bool) -> None:
-    """Serve POST /showResults, GET /tables, /openapi.json and /swagger over LAKE with DuckDB."""
+    """Serve the run report at / and POST /showResults, GET /tables, /openapi.json, /swagger over LAKE."""
     if not (Path(lake) / "refined").is_dir():
         click.echo(f"warning: {lake}/refined does not exist yet: run `covidlake run` first", err=True)
     server = make_server(lake, host, port, access_log)
     h, p = server.server_address[:2]
-    click.echo(f"covidlake API on http://{h}:{p}  (POST /showResults, GET /tables, /openapi.json, /swagger)", err=True)
+    click.echo(f"covidlake API on http://{h}:{p}  (report at /, POST /showResults, GET /tables, /swagger)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
