@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from http import HTTPStatus
 from typing import Annotated, Any, Literal, Optional, Union
 
 from aws_lambda_powertools.event_handler import Response, content_types

@@ -10,10 +10,7 @@ import importlib
 import importlib.util
 import json
 import sys
-import threading
 from dataclasses import dataclass
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -118,17 +115,12 @@ def test_create_emr_handler_refuses_to_start_without_settings(lambda_env, monkey
 
 
 @pytest.fixture
-def http_source(tmp_path):
-    """data/covid_data.csv served on 127.0.0.1 (the loopback only)."""
-    handler = partial(SimpleHTTPRequestHandler, directory=str(ROOT / "data"))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/covid_data.csv"
-    finally:
-        server.shutdown()
-        server.server_close()
+def http_source():
+    """data/covid_data.csv served on 127.0.0.1 (the loopback only), as the local runner does."""
+    from covidlake.local import serve_file
+
+    with serve_file(ROOT / "data" / "covid_data.csv") as url:
+        yield url
 
 
 def test_ingest_event_lands_raw_data_then_reports_unchanged(lambda_env, http_source, monkeypatch, request):

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from .conftest import ROOT, TEMPLATE, load_template, sam_transform, tool
+from .conftest import ROOT, TEMPLATE, sam_transform, tool
 
 
 def run_cfn_lint(path) -> subprocess.CompletedProcess:
