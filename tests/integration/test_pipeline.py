@@ -157,3 +157,18 @@ def test_cli_query_before_any_run_says_so(tmp_path):
     result = cli("query", "clusters", "--lake", str(tmp_path / "empty"), cwd=tmp_path)
     assert result.returncode == 2
     assert "refined table clusters has no data" in result.stderr
+
+
+def test_country_csv_option_loads_another_file_into_the_embedded_database(lake_copy, settings, tmp_path):
+    lines = (BUNDLED_DATA / "country_data.csv").read_text().splitlines()
+    moved = [line.replace("France,Europe,", "France,Asia,", 1) for line in lines]
+    assert moved != lines
+    country_csv = tmp_path / "countries.csv"
+    country_csv.write_text("\n".join(moved) + "\n")
+    report = run_pipeline(settings, lake=str(lake_copy), country_csv=country_csv)
+    assert report.ingest.changed  # the database extract changed, the CSV did not
+    counts = dict((r["continent"], r["countries"]) for r in report.continent_stats)
+    assert (counts["Europe"], counts["Asia"]) == (50, 49)
+    # and the bundled file again puts things back
+    report = run_pipeline(settings, lake=str(lake_copy))
+    assert dict((r["continent"], r["countries"]) for r in report.continent_stats)["Europe"] == 51
