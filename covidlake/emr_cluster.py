@@ -21,6 +21,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from covidlake.athena_ddl import refined_table_ddl
+from covidlake.ingest import MANIFEST_PREFIX
 from covidlake.schemas import ATHENA_DATABASE
 
 # AmazonEMRServicePolicy_v2 only acts on resources carrying this tag.
@@ -235,6 +236,8 @@ def build_steps(settings: EmrSettings, run_id: str, covid_csv: str, country_csv:
             raise ValueError(f"{name} must be an s3:// URL on EMR, got {url!r}")
     lake = settings.lake_uri
     etl_args = ["--lake", lake, "--covid-csv", covid_csv, "--country-csv", country_csv, "--run-id", run_id]
+    # The ETL reads the input row counts from the manifest and records its quality summary there.
+    etl_args += ["--manifest-key", f"{MANIFEST_PREFIX}{run_id}.json"]
     if settings.metrics_namespace:
         etl_args += ["--metrics-namespace", settings.metrics_namespace]
     return {

@@ -409,9 +409,14 @@ def main(argv: list[str] | None = None) -> int:
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )
+    storage = open_lake(args.lake)
+    rows_in = None
+    if args.manifest_key and storage.exists(args.manifest_key):
+        sources = json.loads(storage.get_bytes(args.manifest_key))["sources"]
+        rows_in = {name: source["rows"] for name, source in sources.items()}
     try:
         summary = write_trusted(
-            spark, open_lake(args.lake), args.covid_csv, args.country_csv, args.run_id,
+            spark, storage, args.covid_csv, args.country_csv, args.run_id, rows_in=rows_in,
             max_rejected_share=args.max_rejected_share, manifest_key=args.manifest_key,
         )
     except (SchemaError, QualityError) as err:

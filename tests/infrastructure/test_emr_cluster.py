@@ -98,6 +98,7 @@ def test_steps_spark_submit_with_s3_paths(plan):
         "--covid-csv", EVENT["inputs"]["covid_csv"],
         "--country-csv", EVENT["inputs"]["country_csv"],
         "--run-id", EVENT["run_id"],
+        "--manifest-key", f"raw/_manifests/{EVENT['run_id']}.json",
         "--metrics-namespace", "covidlake",
     ]
     analytics = plan["steps"]["analytics"]["HadoopJarStep"]["Args"]
@@ -189,7 +190,7 @@ def test_metrics_namespace_settings(emr_env, monkeypatch):
     for key in ("COVIDLAKE_METRICS_NAMESPACE", "POWERTOOLS_METRICS_NAMESPACE"):
         monkeypatch.delenv(key)
     args = build_run_plan(EVENT, EmrSettings())["steps"]["etl"]["HadoopJarStep"]["Args"]
-    assert "--metrics-namespace" not in args and args[-2:] == ["--run-id", EVENT["run_id"]]
+    assert "--metrics-namespace" not in args and args[-2:] == ["--manifest-key", f"raw/_manifests/{EVENT['run_id']}.json"]
     for bad in ("AWS/EMR", "name;with;semicolons", "x" * 256):
         with pytest.raises(ValidationError):
             EmrSettings(metrics_namespace=bad)

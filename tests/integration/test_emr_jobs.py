@@ -1,0 +1,59 @@
+"""The EMR entry points (main) as spark-submit runs them, on a local lake."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+from moto import mock_aws
+
+from covidlake.storage import LocalStorage
+from emr import analytics, etl
+
+
+def test_etl_and_analytics_mains_on_a_lake(lake_copy, spark, capsys):
+    storage = LocalStorage(lake_copy)
+    manifest_key = storage.list("raw/_manifests/")[-1]
+    manifest = json.loads(storage.get_bytes(manifest_key))
+    sources = manifest["sources"]
+    args = [
+        "--lake", str(lake_copy),
+        "--covid-csv", storage.url(sources["covid_data"]["key"]),
+        "--country-csv", storage.url(sources["country_data"]["key"]),
+        "--run-id", "emr-run",
+        "--manifest-key", manifest_key,
+    ]
+    assert etl.main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["rows_in"] == {"covid_data": 247, "country_data": 247}  # from the manifest
+    assert json.loads(storage.get_bytes(manifest_key))["quality"] == summary
+    assert analytics.main(["--lake", str(lake_copy), "--run-id", "emr-run"]) == 0
+    assert json.loads(storage.get_bytes("refined/_version.json"))["run_id"] == "emr-run"
+
+
+def test_etl_main_exits_2_naming_a_missing_column(lake_copy, tmp_path, capsys):
+    bad = tmp_path / "covid.csv"
+    bad.write_text("location,date,total_deaths\nA,2024-01-01,1\n")
+    storage = LocalStorage(lake_copy)
+    country = json.loads(storage.get_bytes(storage.list("raw/_manifests/")[-1]))["sources"]["country_data"]["key"]
+    code = etl.main(["--lake", str(lake_copy), "--covid-csv", f"file://{bad}", "--country-csv", storage.url(country)])
+    assert code == 2
+    assert "missing required column(s) total_cases" in capsys.readouterr().err
+
+
+@mock_aws
+def test_quality_metrics_reach_cloudwatch():
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    summary = etl.QualitySummary(
+        rows_in={"covid_data": 10, "country_data": 5},
+        rows_out={"daily": 8, "snapshot": 4},
+        rejected={"covid_data": {"negative_count": 2}},
+    )
+    etl.publish_quality_metrics(summary, "covidlake-test", cloudwatch)
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="covidlake-test")["Metrics"]}
+    assert names == {"RowsRejected", "RowsRejected_negative_count", "RowsTrusted_daily", "RowsTrusted_snapshot"}
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="covidlake-test", MetricName="RowsRejected", Dimensions=[{"Name": "service", "Value": "covidlake"}],
+        StartTime="2000-01-01", EndTime="2100-01-01", Period=86400, Statistics=["Sum"],
+    )
+    assert stats["Datapoints"][0]["Sum"] == 2
