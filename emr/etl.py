@@ -15,6 +15,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -158,9 +159,10 @@ def apply_rules(df: DataFrame, rules: list[tuple[str, Column, Column]]) -> DataF
     return flags.withColumn("_rule", rule).withColumn("_detail", detail).drop(*[f"_fails_{n}" for n, _, _ in rules])
 
 
-def number_copies(df: DataFrame, keys: list[str]) -> DataFrame:
-    """`_copy` = 1 for the first row of each key (deterministic order), 2.. for the rest."""
-    order = [F.col(c).asc_nulls_last() for c in df.columns if c.startswith("_raw_")]
+def number_copies(df: DataFrame, keys: list[str], order: list[Column] | None = None) -> DataFrame:
+    """`_copy` = 1 for the first row of each key (deterministic order: `order`, by
+    default the raw strings), 2.. for the rest."""
+    order = order or [F.col(c).asc_nulls_last() for c in df.columns if c.startswith("_raw_")]
     return df.withColumn("_copy", F.row_number().over(Window.partitionBy(*keys).orderBy(*order)))
 
 
@@ -194,7 +196,23 @@ def conform_facts(raw: DataFrame, countries: DataFrame) -> DataFrame:
     typed = typed.join(
         F.broadcast(known.withColumn("_known_location", F.lit(True))), on="location", how="left"
     ).withColumn("_known_location", F.coalesce(F.col("_known_location"), F.lit(False)))
-    return apply_rules(number_copies(typed, ["location", "date"]), fact_rules())
+    # Speed (benchmarks/RESULTS.md): the row-local rules run before the shuffle that
+    # numbers duplicates, so the `_raw_` strings (half the row) need not travel through
+    # it; copies of a key are ordered by a hash of their raw strings, then their values.
+    *local, (dup_rule, dup_failed, dup_detail) = fact_rules()
+    flagged = apply_rules(typed, local)
+    raw = [c for c in flagged.columns if c.startswith("_raw_")]
+    slim = flagged.select(
+        *[c for c in flagged.columns if c not in raw or c == "_raw_date"], F.xxhash64(*raw).alias("_row_hash")
+    )
+    order = [F.col("_row_hash")] + [F.col(c).asc_nulls_last() for c in COVID_FACTS.column_names]
+    numbered = number_copies(slim, ["location", "date"], order)
+    is_dup = F.col("_rule").isNull() & dup_failed
+    return (
+        numbered.withColumn("_detail", F.when(is_dup, dup_detail).otherwise(F.col("_detail")))
+        .withColumn("_rule", F.when(is_dup, F.lit(dup_rule)).otherwise(F.col("_rule")))
+        .drop("_row_hash")
+    )
 
 
 def join_daily(facts: DataFrame, countries: DataFrame) -> DataFrame:
@@ -234,22 +252,26 @@ class TrustedTables:
     daily: DataFrame
     snapshot: DataFrame
     rejected: DataFrame
+    persisted: list[DataFrame] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, DataFrame]:
         return {"daily": self.daily, "snapshot": self.snapshot, "rejected": self.rejected}
 
 
-def build_trusted(covid_raw: DataFrame, country_raw: DataFrame) -> TrustedTables:
-    """Raw (string) frames of both sources -> the three trusted tables."""
+def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, persist: bool = False) -> TrustedTables:
+    """Raw (string) frames of both sources -> the three trusted tables. With persist,
+    the flagged facts are computed once for daily and rejected (unpersist after)."""
     covid_raw = normalize_columns(covid_raw, "covid_data")
     country_raw = normalize_columns(country_raw, "country_data")
     require_columns(covid_raw, COVID_FACTS, "covid_data")
     require_columns(country_raw, COUNTRY_DATA, "country_data")
     countries = conform_countries(country_raw)
     facts = conform_facts(covid_raw, countries)
+    persisted = [facts.persist(StorageLevel.MEMORY_AND_DISK)] if persist else []
+    facts = persisted[0] if persist else facts
     daily = join_daily(facts, countries)
     rejected = rejected_rows(countries, "country_data").unionByName(rejected_rows(facts, "covid_data"))
-    return TrustedTables(daily, latest_snapshot(daily), rejected)
+    return TrustedTables(daily, latest_snapshot(daily), rejected, persisted)
 
 
 # --- quality summary -----------------------------------------------------------------
@@ -308,10 +330,10 @@ def write_trusted(
     """Read both raw CSVs, write the trusted tables to staging, check the rejected
     share, then publish all three at once (or nothing)."""
     spark.conf.set(*NO_CONSTRAINT_PROPAGATION)
-    tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv))
+    tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv), persist=True)
     staging = storage.staging_prefix("trusted", run_id)
     try:
-        tables.daily.repartition(daily_files).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
+        tables.daily.coalesce(daily_files).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
         staged = {name: spark.read.parquet(storage.url(f"{staging}/{name}")) for name in ("daily",)}
         latest_snapshot(staged["daily"]).coalesce(1).orderBy("location").write.mode("overwrite").parquet(
             storage.url(f"{staging}/snapshot")
@@ -328,6 +350,8 @@ def write_trusted(
         storage.publish({f"{staging}/{name}": f"trusted/{name}" for name in ("daily", "snapshot", "rejected")})
         storage.put_bytes("trusted/_quality.json", json.dumps({"run_id": run_id, **summary.to_dict()}).encode())
     finally:
+        for df in tables.persisted:
+            df.unpersist()
         storage.delete_prefix(staging)
     return summary
 
