@@ -160,9 +160,9 @@ def write_trusted(con: duckdb.DuckDBPyConnection, covid_csv: str, country_csv: s
     return rows
 
 
-def run(covid_csv: str, country_csv: str, out: Path, threads: int | None = None, memory_limit: str | None = None,
+def run(covid_csv: str, country_csv: str, out: Path, threads: int | None = None, memory_limit: str | None = "4GB",
         temp_dir: str | None = None) -> dict:
-    config: dict = {"enable_progress_bar": False}
+    config: dict = {}
     if threads:
         config["threads"] = threads
     if memory_limit:
@@ -171,6 +171,7 @@ def run(covid_csv: str, country_csv: str, out: Path, threads: int | None = None,
         config["temp_directory"] = temp_dir
     started = time.perf_counter()
     con = duckdb.connect(config=config)
+    con.execute("SET enable_progress_bar = false")
     try:
         rows = write_trusted(con, covid_csv, country_csv, out)
     finally:

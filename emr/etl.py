@@ -267,7 +267,7 @@ def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, persist: bool = 
     require_columns(country_raw, COUNTRY_DATA, "country_data")
     countries = conform_countries(country_raw)
     facts = conform_facts(covid_raw, countries)
-    persisted = [facts.persist(StorageLevel.MEMORY_AND_DISK)] if persist else []
+    persisted = [facts.persist(StorageLevel.DISK_ONLY)] if persist else []
     facts = persisted[0] if persist else facts
     daily = join_daily(facts, countries)
     rejected = rejected_rows(countries, "country_data").unionByName(rejected_rows(facts, "covid_data"))
