@@ -186,32 +186,42 @@ def conform_countries(raw: DataFrame) -> DataFrame:
     return apply_rules(number_copies(typed, ["location"]), country_rules())
 
 
-def conform_facts(raw: DataFrame, countries: DataFrame) -> DataFrame:
+def conform_facts(raw: DataFrame, countries: DataFrame, persisted: list[DataFrame] | None = None) -> DataFrame:
     """Typed fact rows (plus any country attributes the CSV carries, as `_csv_<name>`)
-    flagged by the fact rules; `countries` is the typed country table, all rows."""
+    flagged by the fact rules; `countries` is the typed country table, all rows. Given
+    a list `persisted`, the rows are computed once (DISK_ONLY) and the frame appended."""
     carried = [c for c in COUNTRY_ATTRIBUTES if c in raw.columns]
-    raw = raw.select(*[F.col(f"`{c}`").alias(f"_csv_{c}") if c in carried else F.col(f"`{c}`") for c in raw.columns])
-    typed = with_raw_and_typed(raw, COVID_FACTS, keep=[f"_csv_{c}" for c in carried])
+    raw = raw.select(
+        *[F.col(f"`{c}`").alias(f"_csv_{c}") if c in carried else F.col(f"`{c}`") for c in raw.columns],
+        F.monotonically_increasing_id().alias("_row_id"),  # input position, right on the scan
+    )
+    typed = with_raw_and_typed(raw, COVID_FACTS, keep=[f"_csv_{c}" for c in carried] + ["_row_id"])
     known = countries.select("location").where(F.col("location").isNotNull()).distinct()
     typed = typed.join(
         F.broadcast(known.withColumn("_known_location", F.lit(True))), on="location", how="left"
     ).withColumn("_known_location", F.coalesce(F.col("_known_location"), F.lit(False)))
-    # Speed (benchmarks/RESULTS.md): the row-local rules run before the shuffle that
-    # numbers duplicates, so the `_raw_` strings (half the row) need not travel through
-    # it; copies of a key are ordered by a hash of their raw strings, then their values.
+    # Speed (benchmarks/RESULTS.md): no shuffle of whole rows. Duplicates are numbered on
+    # (location, date, _row_id) alone, and only the later copies (normally none) are
+    # broadcast back; every other rule is row-local. Copies keep their input order.
+    # Persisted, the CSV is parsed once for the numbering, daily and rejected.
     *local, (dup_rule, dup_failed, dup_detail) = fact_rules()
     flagged = apply_rules(typed, local)
-    raw = [c for c in flagged.columns if c.startswith("_raw_")]
-    slim = flagged.select(
-        *[c for c in flagged.columns if c not in raw or c == "_raw_date"], F.xxhash64(*raw).alias("_row_hash")
+    raw_strings = [c for c in flagged.columns if c.startswith("_raw_") and c != "_raw_date"]
+    slim = flagged.drop(*raw_strings)
+    if persisted is not None:
+        slim = slim.persist(StorageLevel.DISK_ONLY)
+        persisted.append(slim)
+    later = number_copies(
+        slim.select("location", "date", "_row_id"), ["location", "date"], [F.col("_row_id")]
+    ).where(F.col("_copy") > 1)
+    numbered = slim.join(F.broadcast(later.select("_row_id", "_copy")), on="_row_id", how="left").withColumn(
+        "_copy", F.coalesce(F.col("_copy"), F.lit(1))
     )
-    order = [F.col("_row_hash")] + [F.col(c).asc_nulls_last() for c in COVID_FACTS.column_names]
-    numbered = number_copies(slim, ["location", "date"], order)
     is_dup = F.col("_rule").isNull() & dup_failed
     return (
         numbered.withColumn("_detail", F.when(is_dup, dup_detail).otherwise(F.col("_detail")))
         .withColumn("_rule", F.when(is_dup, F.lit(dup_rule)).otherwise(F.col("_rule")))
-        .drop("_row_hash")
+        .drop("_row_id")
     )
 
 
@@ -237,14 +247,11 @@ def join_daily(facts: DataFrame, countries: DataFrame) -> DataFrame:
 
 def latest_snapshot(daily: DataFrame) -> DataFrame:
     """The latest date per location, countries only: OWID aggregates (World,
-    continents, income groups, EU) are the rows without a continent."""
-    latest = Window.partitionBy("location").orderBy(F.col("date").desc())
-    return (
-        daily.where(F.col("continent").isNotNull())
-        .withColumn("_n", F.row_number().over(latest))
-        .where(F.col("_n") == 1)
-        .select(*TRUSTED_TABLES["snapshot"].column_names)
-    )
+    continents, income groups, EU) are the rows without a continent. (A max per
+    location broadcast back: no sort of the daily rows; (location, date) is unique.)"""
+    countries = daily.where(F.col("continent").isNotNull())
+    latest = countries.groupBy("location").agg(F.max("date").alias("date"))
+    return countries.join(F.broadcast(latest), on=["location", "date"]).select(*TRUSTED_TABLES["snapshot"].column_names)
 
 
 @dataclass
@@ -266,9 +273,8 @@ def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, persist: bool = 
     require_columns(covid_raw, COVID_FACTS, "covid_data")
     require_columns(country_raw, COUNTRY_DATA, "country_data")
     countries = conform_countries(country_raw)
-    facts = conform_facts(covid_raw, countries)
-    persisted = [facts.persist(StorageLevel.DISK_ONLY)] if persist else []
-    facts = persisted[0] if persist else facts
+    persisted: list[DataFrame] = []
+    facts = conform_facts(covid_raw, countries, persisted if persist else None)
     daily = join_daily(facts, countries)
     rejected = rejected_rows(countries, "country_data").unionByName(rejected_rows(facts, "covid_data"))
     return TrustedTables(daily, latest_snapshot(daily), rejected, persisted)
@@ -333,7 +339,8 @@ def write_trusted(
     tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv), persist=True)
     staging = storage.staging_prefix("trusted", run_id)
     try:
-        tables.daily.coalesce(daily_files).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
+        # no shuffle before this write: never fewer tasks than cores
+        tables.daily.coalesce(max(daily_files, spark.sparkContext.defaultParallelism)).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
         staged = {name: spark.read.parquet(storage.url(f"{staging}/{name}")) for name in ("daily",)}
         latest_snapshot(staged["daily"]).coalesce(1).orderBy("location").write.mode("overwrite").parquet(
             storage.url(f"{staging}/snapshot")
