@@ -340,7 +340,8 @@ def write_trusted(
     staging = storage.staging_prefix("trusted", run_id)
     try:
         # no shuffle before this write: never fewer tasks than cores
-        tables.daily.coalesce(max(daily_files, spark.sparkContext.defaultParallelism)).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
+        files = max(daily_files, spark.sparkContext.defaultParallelism)
+        tables.daily.coalesce(files).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
         staged = {name: spark.read.parquet(storage.url(f"{staging}/{name}")) for name in ("daily",)}
         latest_snapshot(staged["daily"]).coalesce(1).orderBy("location").write.mode("overwrite").parquet(
             storage.url(f"{staging}/snapshot")
