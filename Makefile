@@ -7,7 +7,7 @@ LAKE ?= lake
 SAM_VENV ?= .venv-sam
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: run test install install-test query serve clean report report-check docs-images
+.PHONY: run test install install-test query serve clean report report-check docs-images bench bench-render
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,21 @@ serve: install
 
 clean:
 	rm -rf $(LAKE) .covidlake
+
+# Benchmarks, never part of `make test` (docs/benchmarks.md): writes benchmarks/RESULTS.md and
+# benchmarks/results.png. All four sizes take a long while (10^7 rows: a 2.8 GB CSV and many
+# minutes on 2 cores); pick sizes with SIZES=1e5,4.3e5. Data goes to BENCH_DIR, never the repo.
+SIZES ?= 1e5,4.3e5,1e6,1e7
+BENCH_DIR ?= /tmp/covidlake-bench
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.bench --sizes $(SIZES) --workdir $(BENCH_DIR) $(BENCH_ARGS)
+
+bench-render: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.bench render
 
 # --- AWS deployment (docs/deploy.md) ------------------------------------------------
 STACK ?= covidlake

@@ -6,6 +6,7 @@ database (embedded PostgreSQL) -> ingest -> [unchanged: stop] -> ETL -> analytic
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -62,6 +63,7 @@ def run_pipeline(
 
 
 def _run_stages(settings, storage, report, source_url, db_url, country_csv, force) -> None:
+    prestart = prestart_spark(settings, storage)
     with ExitStack() as stack:
         db_url = db_url or settings.db_url
         if db_url is None:
@@ -74,14 +76,35 @@ def _run_stages(settings, storage, report, source_url, db_url, country_csv, forc
         with timed(report, "ingest"):
             report.ingest = ingest(storage, source_url, db_url, settings, force=force)
     if report.ingest.changed:
-        run_spark_stages(settings, storage, report)
+        run_spark_stages(settings, storage, report, prestart)
     with timed(report, "query"):
         report.continent_stats = DuckDBBackend(storage).fetch("continent_stats")
     report.zone_rows = zone_rows(storage)
     save_run_summary(storage, report)  # lake/report/run.json: `covidlake report` shows the last run
 
 
-def run_spark_stages(settings: Settings, storage: LakeStorage, report: RunReport) -> None:
+def prestart_spark(settings: Settings, storage: LakeStorage) -> threading.Thread | None:
+    """Start the local Spark JVM while the database and ingest stages run (seconds that
+    they mostly spend waiting); run_spark_stages then finds the session up."""
+    if not isinstance(storage, LocalStorage):
+        return None
+
+    def start() -> None:
+        try:
+            from covidlake.spark import local_session
+
+            local_session(settings)
+        except Exception:  # the start in run_spark_stages reports it
+            log.debug("early Spark start failed", exc_info=True)
+
+    thread = threading.Thread(target=start, name="spark-prestart", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_spark_stages(
+    settings: Settings, storage: LakeStorage, report: RunReport, prestart: threading.Thread | None = None
+) -> None:
     if not isinstance(storage, LocalStorage):
         raise RuntimeError(
             f"the Spark stages run locally on a folder lake; {storage.uri} is processed by EMR "
@@ -94,7 +117,9 @@ def run_spark_stages(settings: Settings, storage: LakeStorage, report: RunReport
     result = report.ingest
     input_bytes = sum(s.bytes for s in result.sources.values())
     with timed(report, "spark_start"):
-        spark = local_session(settings, input_bytes)
+        if prestart is not None:
+            prestart.join()
+        spark = local_session(settings, input_bytes)  # the started session, partitions sized to the input
     with timed(report, "etl"):
         summary = write_trusted(
             spark,

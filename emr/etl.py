@@ -16,6 +16,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -160,9 +161,10 @@ def apply_rules(df: DataFrame, rules: list[tuple[str, Column, Column]]) -> DataF
     return flags.withColumn("_rule", rule).withColumn("_detail", detail).drop(*[f"_fails_{n}" for n, _, _ in rules])
 
 
-def number_copies(df: DataFrame, keys: list[str]) -> DataFrame:
-    """`_copy` = 1 for the first row of each key (deterministic order), 2.. for the rest."""
-    order = [F.col(c).asc_nulls_last() for c in df.columns if c.startswith("_raw_")]
+def number_copies(df: DataFrame, keys: list[str], order: list[Column] | None = None) -> DataFrame:
+    """`_copy` = 1 for the first row of each key (deterministic order: `order`, by
+    default the raw strings), 2.. for the rest."""
+    order = order or [F.col(c).asc_nulls_last() for c in df.columns if c.startswith("_raw_")]
     return df.withColumn("_copy", F.row_number().over(Window.partitionBy(*keys).orderBy(*order)))
 
 
@@ -186,17 +188,43 @@ def conform_countries(raw: DataFrame) -> DataFrame:
     return apply_rules(number_copies(typed, ["location"]), country_rules())
 
 
-def conform_facts(raw: DataFrame, countries: DataFrame) -> DataFrame:
+def conform_facts(raw: DataFrame, countries: DataFrame, persisted: list[DataFrame] | None = None) -> DataFrame:
     """Typed fact rows (plus any country attributes the CSV carries, as `_csv_<name>`)
-    flagged by the fact rules; `countries` is the typed country table, all rows."""
+    flagged by the fact rules; `countries` is the typed country table, all rows. Given
+    a list `persisted`, the rows are computed once (DISK_ONLY) and the frame appended."""
     carried = [c for c in COUNTRY_ATTRIBUTES if c in raw.columns]
-    raw = raw.select(*[F.col(f"`{c}`").alias(f"_csv_{c}") if c in carried else F.col(f"`{c}`") for c in raw.columns])
-    typed = with_raw_and_typed(raw, COVID_FACTS, keep=[f"_csv_{c}" for c in carried])
+    raw = raw.select(
+        *[F.col(f"`{c}`").alias(f"_csv_{c}") if c in carried else F.col(f"`{c}`") for c in raw.columns],
+        F.monotonically_increasing_id().alias("_row_id"),  # input position, right on the scan
+    )
+    typed = with_raw_and_typed(raw, COVID_FACTS, keep=[f"_csv_{c}" for c in carried] + ["_row_id"])
     known = countries.select("location").where(F.col("location").isNotNull()).distinct()
     typed = typed.join(
         F.broadcast(known.withColumn("_known_location", F.lit(True))), on="location", how="left"
     ).withColumn("_known_location", F.coalesce(F.col("_known_location"), F.lit(False)))
-    return apply_rules(number_copies(typed, ["location", "date"]), fact_rules())
+    # Speed (benchmarks/RESULTS.md): no shuffle of whole rows. Duplicates are numbered on
+    # (location, date, _row_id) alone, and only the later copies (normally none) are
+    # broadcast back; every other rule is row-local. Copies keep their input order.
+    # Persisted, the CSV is parsed once for the numbering, daily and rejected.
+    *local, (dup_rule, dup_failed, dup_detail) = fact_rules()
+    flagged = apply_rules(typed, local)
+    raw_strings = [c for c in flagged.columns if c.startswith("_raw_") and c != "_raw_date"]
+    slim = flagged.drop(*raw_strings)
+    if persisted is not None:
+        slim = slim.persist(StorageLevel.DISK_ONLY)
+        persisted.append(slim)
+    later = number_copies(
+        slim.select("location", "date", "_row_id"), ["location", "date"], [F.col("_row_id")]
+    ).where(F.col("_copy") > 1)
+    numbered = slim.join(F.broadcast(later.select("_row_id", "_copy")), on="_row_id", how="left").withColumn(
+        "_copy", F.coalesce(F.col("_copy"), F.lit(1))
+    )
+    is_dup = F.col("_rule").isNull() & dup_failed
+    return (
+        numbered.withColumn("_detail", F.when(is_dup, dup_detail).otherwise(F.col("_detail")))
+        .withColumn("_rule", F.when(is_dup, F.lit(dup_rule)).otherwise(F.col("_rule")))
+        .drop("_row_id")
+    )
 
 
 def join_daily(facts: DataFrame, countries: DataFrame) -> DataFrame:
@@ -221,14 +249,11 @@ def join_daily(facts: DataFrame, countries: DataFrame) -> DataFrame:
 
 def latest_snapshot(daily: DataFrame) -> DataFrame:
     """The latest date per location, countries only: OWID aggregates (World,
-    continents, income groups, EU) are the rows without a continent."""
-    latest = Window.partitionBy("location").orderBy(F.col("date").desc())
-    return (
-        daily.where(F.col("continent").isNotNull())
-        .withColumn("_n", F.row_number().over(latest))
-        .where(F.col("_n") == 1)
-        .select(*TRUSTED_TABLES["snapshot"].column_names)
-    )
+    continents, income groups, EU) are the rows without a continent. (A max per
+    location broadcast back: no sort of the daily rows; (location, date) is unique.)"""
+    countries = daily.where(F.col("continent").isNotNull())
+    latest = countries.groupBy("location").agg(F.max("date").alias("date"))
+    return countries.join(F.broadcast(latest), on=["location", "date"]).select(*TRUSTED_TABLES["snapshot"].column_names)
 
 
 @dataclass
@@ -237,13 +262,15 @@ class TrustedTables:
     snapshot: DataFrame
     rejected: DataFrame
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
+    persisted: list[DataFrame] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, DataFrame]:
         return {"daily": self.daily, "snapshot": self.snapshot, "rejected": self.rejected}
 
 
-def build_trusted(covid_raw: DataFrame, country_raw: DataFrame) -> TrustedTables:
-    """Raw (string) frames of both sources -> the three trusted tables."""
+def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, persist: bool = False) -> TrustedTables:
+    """Raw (string) frames of both sources -> the three trusted tables. With persist,
+    the flagged facts are computed once for daily and rejected (unpersist after)."""
     covid_raw = normalize_columns(covid_raw, "covid_data")
     country_raw = normalize_columns(country_raw, "country_data")
     require_columns(covid_raw, COVID_FACTS, "covid_data")
@@ -256,10 +283,12 @@ def build_trusted(covid_raw: DataFrame, country_raw: DataFrame) -> TrustedTables
         if columns:
             log.warning("%s: optional columns missing, filled with nulls: %s", source, ", ".join(columns))
     countries = conform_countries(country_raw)
-    facts = conform_facts(covid_raw, countries)
+    persisted: list[DataFrame] = []
+    facts = conform_facts(covid_raw, countries, persisted if persist else None)
     daily = join_daily(facts, countries)
     rejected = rejected_rows(countries, "country_data").unionByName(rejected_rows(facts, "covid_data"))
-    return TrustedTables(daily, latest_snapshot(daily), rejected, {k: v for k, v in missing.items() if v})
+    missing_columns = {k: v for k, v in missing.items() if v}
+    return TrustedTables(daily, latest_snapshot(daily), rejected, missing_columns, persisted)
 
 
 # --- quality summary -----------------------------------------------------------------
@@ -335,10 +364,12 @@ def write_trusted(
     """Read both raw CSVs, write the trusted tables to staging, check the rejected
     share, then publish all three at once (or nothing)."""
     spark.conf.set(*NO_CONSTRAINT_PROPAGATION)
-    tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv))
+    tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv), persist=True)
     staging = storage.staging_prefix("trusted", run_id)
     try:
-        tables.daily.repartition(daily_files).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
+        # no shuffle before this write: never fewer tasks than cores
+        files = max(daily_files, spark.sparkContext.defaultParallelism)
+        tables.daily.coalesce(files).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
         staged = {name: spark.read.parquet(storage.url(f"{staging}/{name}")) for name in ("daily",)}
         latest_snapshot(staged["daily"]).coalesce(1).orderBy("location").write.mode("overwrite").parquet(
             storage.url(f"{staging}/snapshot")
@@ -359,6 +390,8 @@ def write_trusted(
         if manifest_key and storage.exists(manifest_key):
             record_in_manifest(storage, manifest_key, summary)
     finally:
+        for df in tables.persisted:
+            df.unpersist()
         storage.delete_prefix(staging)
     return summary
 
