@@ -41,7 +41,13 @@ def cli() -> None:
 @click.option("--log-level", default="WARNING", show_default=True)
 def run(lake, source_url, db_url, country_csv, force, wait, log_level) -> None:
     """Run the whole pipeline: database, ingest, ETL, analytics, query."""
-    from covidlake.observability import add_ingest_metrics, add_quality_metrics, console_logger, emit_to_console
+    from covidlake.observability import (
+        NAMESPACE,
+        add_ingest_metrics,
+        add_quality_metrics,
+        console_logger,
+        emit_to_console,
+    )
     from covidlake.runner import run_pipeline
 
     settings = get_settings()
@@ -56,7 +62,7 @@ def run(lake, source_url, db_url, country_csv, force, wait, log_level) -> None:
         raise PipelineError(f"{type(err).__name__}: {err}") from err
     from aws_lambda_powertools import Metrics
 
-    metrics = Metrics(namespace="covidlake", service="covidlake")
+    metrics = Metrics(namespace=NAMESPACE, service="covidlake")
     add_ingest_metrics(metrics, report.ingest.to_dict())
     if report.quality:
         add_quality_metrics(metrics, report.quality)

@@ -13,8 +13,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
-from covidlake.settings import Settings
-from covidlake.sources import SourceError, connect
+from covidlake.sources import SourceError
 
 log = logging.getLogger(__name__)
 DATABASE = "covid_data"
@@ -66,8 +65,3 @@ def serve_file(path: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def check_database(db_url: str, settings: Settings) -> None:
-    """Fail early, with the server named, if the database cannot be reached."""
-    connect(db_url, settings).close()

@@ -264,9 +264,6 @@ class TrustedTables:
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
     persisted: list[DataFrame] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, DataFrame]:
-        return {"daily": self.daily, "snapshot": self.snapshot, "rejected": self.rejected}
-
 
 def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, persist: bool = False) -> TrustedTables:
     """Raw (string) frames of both sources -> the three trusted tables. With persist,
