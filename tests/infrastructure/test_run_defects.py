@@ -195,3 +195,21 @@ def test_subnet_description_names_what_needs_the_nat_route_and_the_tag(template)
     for needed in ("NAT gateway", "SourceUrl", "pip install", "for-use-with-amazon-emr-managed-policies=true",
                    "make preflight"):
         assert needed in text, needed
+
+
+# --- the first-deploy guide ----------------------------------------------------------------
+
+FIRST_DEPLOY_ORDER = ("Tag the subnets", "NAT route", "Deploy", "Upload the jobs", "Load `country_data`",
+                      "Check", "enable the schedule")
+
+
+def test_the_guide_lists_prerequisites_in_the_order_a_first_deployer_meets_them(template):
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    section = text.split("## First deployment, in order", 1)[1].split("\n## ", 1)[0]
+    steps = re.findall(r"^\d+\. \*\*(.+?)\*\*", section, flags=re.M)
+    assert len(steps) == len(FIRST_DEPLOY_ORDER), steps
+    for step, expected in zip(steps, FIRST_DEPLOY_ORDER):
+        assert expected in step, (step, expected)
+    deploy = next(i for i, s in enumerate(steps) if s.startswith("Deploy"))
+    assert "`ScheduleEnabled` defaults to `false`" in section.split(f"{deploy + 1}. **", 1)[1].split("\n4. ")[0]
+    assert "make preflight STACK=" in section
