@@ -211,3 +211,21 @@ def test_a_pending_subscription_is_not_confirmed():
 
     check = check_alert_subscription(Stack("s", {}, {"AlertTopicArn": "arn:aws:sns:r:a:t"}), PendingSns())
     assert not check.ok and "ops@example.com" in check.fix and "not confirmed" in check.detail
+
+
+def test_the_checked_job_code_is_exactly_what_deploy_jobs_uploads(tmp_path):
+    from .test_deploy_jobs import load
+
+    uploaded = load().artifacts(tmp_path / "covidlake.zip")
+    assert sorted(uploaded) == sorted(f"code/{name}" for name in JOB_CODE_FILES)
+
+
+def test_make_preflight_runs_the_command_for_the_stack():
+    import subprocess
+
+    from .conftest import ROOT
+
+    dry = subprocess.run(["make", "-n", "preflight", "STACK=my-stack"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert "covidlake preflight --stack my-stack" in dry.stdout
