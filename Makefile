@@ -81,7 +81,7 @@ bench-render: $(VENV)/.installed-bench
 STACK ?= covidlake
 LAYER_CHECK_DIR ?= build/layer-check
 
-.PHONY: lint-infra checkov layer-size athena-ddl sam-build deploy deploy-jobs
+.PHONY: lint-infra checkov layer-size athena-ddl sam-build deploy deploy-jobs preflight
 
 # cfn-lint on the template, statelint on the ASL, athena/*.sql up to date.
 lint-infra: install-test
@@ -121,3 +121,8 @@ deploy: sam-build
 # BUCKET=<name> or the LakeBucketName output of stack $(STACK).
 deploy-jobs: install
 	$(BIN)/python scripts/deploy_jobs.py $(if $(BUCKET),--bucket $(BUCKET),--stack-name $(STACK))
+
+# What no template can create (EMR tags, NAT routes, job code, country_data, the alert
+# subscription), checked with your credentials; prints the fix for each failure.
+preflight: install
+	$(BIN)/covidlake preflight --stack $(STACK) $(if $(DB_URL),--db-url $(DB_URL))

@@ -177,6 +177,23 @@ def ingest_command(lake, source_url, db_url, force) -> None:
     click.echo(json.dumps(result.to_dict(), indent=2))
 
 
+@cli.command("preflight")
+@click.option("--stack", "stack_name", required=True, help="the deployed CloudFormation stack")
+@click.option("--db-url", default=None, help="reach country_data through this URL (e.g. a port forward)")
+@click.option("--region", default=None, help="AWS region [default: your AWS configuration]")
+def preflight_command(stack_name, db_url, region) -> None:
+    """Check what no template can create (EMR tags, NAT routes, job code, country_data, alert
+    subscription) with your AWS credentials; print the fix for each failure."""
+    import boto3
+
+    from covidlake.preflight import format_checks, run_preflight
+
+    checks = run_preflight(stack_name, boto3.session.Session(region_name=region), get_settings(), db_url)
+    click.echo(format_checks(checks))
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
 def main() -> None:
     cli(prog_name="covidlake")
 

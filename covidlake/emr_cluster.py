@@ -27,6 +27,9 @@ from covidlake.schemas import ATHENA_DATABASE
 # AmazonEMRServicePolicy_v2 only acts on resources carrying this tag.
 EMR_MANAGED_POLICY_TAG = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
 
+# What scripts/deploy_jobs.py uploads under the code prefix, and the plan points EMR at.
+JOB_CODE_FILES = ("bootstrap.sh", "covidlake.zip", "emr/etl.py", "emr/analytics.py")
+
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # CloudWatch namespaces: 1-255 of these characters, and never AWS/ (reserved).
 _NAMESPACE = re.compile(r"^[A-Za-z0-9 ._/#:-]{1,255}$")
@@ -64,7 +67,7 @@ class EmrSettings(BaseSettings):
     emr_ebs_size_gb: int = Field(32, ge=16, le=1024)
     emr_idle_timeout_seconds: int = Field(3600, ge=60, le=604800)
     # the state machine's TimeoutSecondsPath for each Spark step
-    emr_step_timeout_seconds: int = Field(3600, ge=60, le=86400)
+    emr_step_timeout_seconds: int = Field(3600, ge=60, le=14400)
     emr_tags: str = ""
     athena_database: str = ATHENA_DATABASE
     athena_workgroup: str = "primary"
@@ -76,6 +79,11 @@ class EmrSettings(BaseSettings):
         validation_alias=AliasChoices(
             "metrics_namespace", "COVIDLAKE_METRICS_NAMESPACE", "POWERTOOLS_METRICS_NAMESPACE"
         ),
+    )
+    # The region the ETL publishes those metrics to: EMR nodes have no AWS_REGION of their
+    # own, so the plan passes the Lambda's (--metrics-region).
+    region: str | None = Field(
+        None, validation_alias=AliasChoices("region", "COVIDLAKE_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
     )
 
     @field_validator("lake_uri")
@@ -102,6 +110,8 @@ class EmrSettings(BaseSettings):
             raise ValueError("emr_core_on_demand_capacity cannot exceed emr_core_capacity")
         if not _split(self.emr_primary_instance_types) or not _split(self.emr_core_instance_types):
             raise ValueError("at least one primary and one core instance type are required")
+        if self.metrics_namespace and not self.region:
+            raise ValueError("publishing metrics needs a region: set AWS_REGION or COVIDLAKE_REGION")
         return self
 
     @property
@@ -239,7 +249,7 @@ def build_steps(settings: EmrSettings, run_id: str, covid_csv: str, country_csv:
     # The ETL reads the input row counts from the manifest and records its quality summary there.
     etl_args += ["--manifest-key", f"{MANIFEST_PREFIX}{run_id}.json"]
     if settings.metrics_namespace:
-        etl_args += ["--metrics-namespace", settings.metrics_namespace]
+        etl_args += ["--metrics-region", settings.region, "--metrics-namespace", settings.metrics_namespace]
     return {
         "etl": _step("covidlake-etl", "etl.py", etl_args, settings),
         "analytics": _step("covidlake-analytics", "analytics.py", ["--lake", lake, "--run-id", run_id], settings),
@@ -253,6 +263,39 @@ def build_athena_queries(settings: EmrSettings) -> dict[str, Any]:
         "workgroup": settings.athena_workgroup,
         "queries": [{"table": name, "query": sql} for name, sql in ddl.items()],
     }
+
+
+class JobCodeMissing(RuntimeError):
+    """The Spark jobs are not uploaded where the plan points EMR."""
+
+
+def missing_job_code(code: str, s3=None) -> list[str]:
+    """The s3:// URLs of JOB_CODE_FILES under `code` that cannot be read (absent, or no permission)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    s3 = s3 or boto3.client("s3")
+    missing = []
+    for name in JOB_CODE_FILES:
+        url = f"{code.rstrip('/')}/{name}"
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("404", "403", "NoSuchKey", "NotFound"):
+                raise
+            missing.append(url)
+    return missing
+
+
+def require_job_code(settings: EmrSettings, s3=None) -> None:
+    """Fail before a cluster starts (and bills) when its bootstrap or steps would not find their code."""
+    missing = missing_job_code(settings.code, s3)
+    if missing:
+        raise JobCodeMissing(
+            f"job code missing at {settings.code}/: {', '.join(missing)}; upload it with "
+            "`make deploy-jobs STACK=<stack>` (docs/deploy.md)"
+        )
 
 
 def build_run_plan(ingest_result: dict[str, Any], settings: EmrSettings | None = None) -> dict[str, Any]:

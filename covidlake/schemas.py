@@ -8,7 +8,8 @@ types from these declarations.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -301,6 +302,50 @@ def normalize_header(name: str) -> str:
     """`' Total Cases '` -> `total_cases`; aliases such as last_updated_date -> date."""
     key = re.sub(r"\s+", "_", name.strip().strip("\ufeff").strip().lower())
     return COLUMN_ALIASES.get(key, key)
+
+
+# --- layouts of the COVID CSV ----------------------------------------------------------
+# OWID publishes the same facts in several layouts; each is recognised by its header and
+# mapped onto COVID_FACTS' names here, the one place ingest's header check and the ETL's
+# read path both call. Country attributes the CSV carries too are dropped later: the
+# database's values win (emr/etl.py join_daily).
+
+
+@dataclass(frozen=True)
+class SourceLayout:
+    name: str
+    description: str
+    # normalised source column -> covidlake column
+    renames: Mapping[str, str] = field(default_factory=dict)
+
+
+COMPACT_LAYOUT = SourceLayout(
+    "compact",
+    "OWID's current file (catalog.ourworldindata.org/garden/covid/latest/compact/compact.csv): "
+    "`country` and `code`, facts first, fewer country attributes",
+    {"country": "location", "code": "iso_code"},
+)
+LEGACY_LAYOUT = SourceLayout(
+    "legacy", "OWID's 67-column owid-covid-data.csv (`date`) or owid-covid-latest.csv (`last_updated_date`)"
+)
+SPLIT_LAYOUT = SourceLayout("split", "the facts alone (data/covid_data.csv); country attributes from the database")
+
+
+def detect_layout(header: Iterable[str]) -> SourceLayout:
+    """Which of OWID's layouts a CSV header is (names raw or normalised)."""
+    names = {normalize_header(h) for h in header}
+    if "location" not in names and "country" in names:
+        return COMPACT_LAYOUT
+    if names & set(COUNTRY_ATTRIBUTES):
+        return LEGACY_LAYOUT
+    return SPLIT_LAYOUT
+
+
+def canonical_columns(header: Iterable[str]) -> list[str]:
+    """A CSV header in any known layout -> covidlake's column names, in the same order."""
+    names = [normalize_header(h) for h in header]
+    renames = detect_layout(names).renames
+    return [renames.get(n, n) for n in names]
 
 
 def refined_table(name: str) -> TableSchema:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from covidlake.schemas import COUNTRY_DATA, COVID_FACTS, TableSchema, normalize_header
+from covidlake.schemas import COUNTRY_DATA, COVID_FACTS, TableSchema, canonical_columns
 from covidlake.settings import Settings
 
 
@@ -35,7 +35,7 @@ class Capture:
 
 def check_header(header: list[str], schema: TableSchema, where: str) -> list[str]:
     """Normalised column names; raises SchemaError naming every missing required column."""
-    names = [normalize_header(h) for h in header]
+    names = canonical_columns(header)
     if not any(names):
         raise SchemaError(f"{where}: no header row (empty file?)")
     if len(names) == 1 and schema.required_names != names:
@@ -159,10 +159,14 @@ def redact(db_url: str) -> str:
     return db_url
 
 
+LOAD_COUNTRY_DATA_HINT = "load it with `covidlake load-country-data --db-url URL` (docs/deploy.md)"
+
+
 def extract_country_data(db_url: str, dest: Path, settings: Settings) -> Capture:
     """COPY country_data TO STDOUT as CSV with a header, ordered by location so the
     same table content always gives the same bytes (and the same SHA-256)."""
     import psycopg2
+    import psycopg2.errors
 
     columns = ", ".join(COUNTRY_DATA.column_names)
     query = f"COPY (SELECT {columns} FROM country_data ORDER BY location) TO STDOUT WITH CSV HEADER"
@@ -170,12 +174,17 @@ def extract_country_data(db_url: str, dest: Path, settings: Settings) -> Capture
     try:
         with conn, conn.cursor() as cur, dest.open("wb") as out:
             cur.copy_expert(query, out)
+    except psycopg2.errors.UndefinedTable:
+        dest.unlink(missing_ok=True)
+        raise SourceError(f"table country_data does not exist in {redact(db_url)}: {LOAD_COUNTRY_DATA_HINT}") from None
     except psycopg2.Error as err:
         dest.unlink(missing_ok=True)
         raise SourceError(f"extracting country_data from {redact(db_url)} failed: {str(err).strip()}") from None
     finally:
         conn.close()
     data = dest.read_bytes()
+    if data.count(b"\n") <= 1:  # the header alone
+        raise SourceError(f"table country_data in {redact(db_url)} is empty: {LOAD_COUNTRY_DATA_HINT}")
     rows = inspect_csv(dest, COUNTRY_DATA, "country_data extract")
     return Capture(dest, hashlib.sha256(data).hexdigest(), len(data), rows)
 

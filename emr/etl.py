@@ -27,7 +27,7 @@ from covidlake.schemas import (
     TRUSTED_TABLES,
     ColumnType,
     TableSchema,
-    normalize_header,
+    canonical_columns,
 )
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def read_csv_as_strings(spark: SparkSession, path: str) -> DataFrame:
 
 
 def normalize_columns(df: DataFrame, where: str) -> DataFrame:
-    names = [normalize_header(c) for c in df.columns]
+    names = canonical_columns(df.columns)  # any of OWID's layouts (schemas.detect_layout)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise SchemaError(f"{where}: columns {', '.join(dupes)} appear more than once")
@@ -400,11 +400,13 @@ def record_in_manifest(storage, manifest_key: str, summary: QualitySummary) -> N
     storage.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
 
 
-def publish_quality_metrics(summary: QualitySummary, namespace: str, cloudwatch=None) -> None:
+def publish_quality_metrics(
+    summary: QualitySummary, namespace: str, cloudwatch=None, region: str | None = None
+) -> None:
     """On EMR (no Powertools EMF agent there): the same metrics the local runner emits."""
     import boto3
 
-    cloudwatch = cloudwatch or boto3.client("cloudwatch")
+    cloudwatch = cloudwatch or boto3.client("cloudwatch", region_name=region)
     dims = [{"Name": "service", "Value": "covidlake"}]
     data = [{"MetricName": "RowsRejected", "Value": summary.rejected_total, "Unit": "Count", "Dimensions": dims}]
     data += [
@@ -431,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rejected-share", type=float, default=DEFAULT_MAX_REJECTED_SHARE)
     parser.add_argument("--manifest-key", default=None, help="the ingest manifest to record the quality summary in")
     parser.add_argument("--metrics-namespace", default=None, help="publish quality metrics to CloudWatch")
+    parser.add_argument("--metrics-region", default=None, help="the CloudWatch region (EMR nodes have no default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spark = (
@@ -454,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.metrics_namespace:
         try:
-            publish_quality_metrics(summary, args.metrics_namespace)
+            publish_quality_metrics(summary, args.metrics_namespace, region=args.metrics_region)
         except Exception as err:  # the data is published; a missing permission must not fail the run
             log.warning("could not publish quality metrics to %s: %s", args.metrics_namespace, err)
     print(json.dumps(summary.to_dict()))

@@ -7,7 +7,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from covidlake.emr_cluster import EmrSettings, build_run_plan
+from covidlake.emr_cluster import EmrSettings, build_run_plan, require_job_code
 
 logger = Logger()
 tracer = Tracer()
@@ -15,11 +15,12 @@ metrics = Metrics()
 settings = EmrSettings()  # validated once per container: a bad env var fails the cold start
 
 
-@logger.inject_lambda_context(log_event=True)
+@logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     plan = build_run_plan(event, settings)
+    require_job_code(settings)  # JobCodeMissing names each missing file
     cluster = plan["cluster"]
     logger.info(
         "run plan built",

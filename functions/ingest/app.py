@@ -18,7 +18,7 @@ metrics = Metrics()
 tracer = Tracer()
 
 
-@logger.inject_lambda_context(log_event=True)
+@logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

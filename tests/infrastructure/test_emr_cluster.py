@@ -99,6 +99,7 @@ def test_steps_spark_submit_with_s3_paths(plan):
         "--country-csv", EVENT["inputs"]["country_csv"],
         "--run-id", EVENT["run_id"],
         "--manifest-key", f"raw/_manifests/{EVENT['run_id']}.json",
+        "--metrics-region", "us-east-1",  # the Lambda's AWS_REGION: EMR nodes have none
         "--metrics-namespace", "covidlake",
     ]
     analytics = plan["steps"]["analytics"]["HadoopJarStep"]["Args"]

@@ -87,10 +87,11 @@ def test_every_function_has_a_sample_event():
 def test_create_emr_event_gives_a_plan_moto_emr_accepts(lambda_env, capsys):
     lambda_env("CreateEmrFunction")
     handler = load_handler("create_emr")
-    plan = handler(event("create_emr.json"), FakeContext())
-    assert set(plan) == {"run_id", "cluster", "steps", "athena", "timeouts"}
-    json.dumps(plan)  # the state machine needs plain JSON
     with mock_aws():
+        upload_job_code("lake-bucket-for-tests")
+        plan = handler(event("create_emr.json"), FakeContext())
+        assert set(plan) == {"run_id", "cluster", "steps", "athena", "timeouts"}
+        json.dumps(plan)  # the state machine needs plain JSON
         emr = boto3.client("emr", region_name="us-east-1")
         cluster_id = emr.run_job_flow(**plan["cluster"])["JobFlowId"]
         emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=list(plan["steps"].values()))
@@ -98,6 +99,36 @@ def test_create_emr_event_gives_a_plan_moto_emr_accepts(lambda_env, capsys):
     out = capsys.readouterr().out
     assert '"ClusterRequests"' in out, "the Powertools metric must be flushed as EMF"
     assert '"run plan built"' in out
+
+
+def upload_job_code(bucket: str, skip: str | None = None) -> None:
+    """What `make deploy-jobs` uploads (stand-in bytes), except `skip`."""
+    from covidlake.emr_cluster import JOB_CODE_FILES
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    for name in JOB_CODE_FILES:
+        if name != skip:
+            s3.put_object(Bucket=bucket, Key=f"code/{name}", Body=b"job code")
+
+
+@pytest.mark.parametrize("absent", ["emr/etl.py", "bootstrap.sh"])
+def test_create_emr_names_the_missing_job_code_before_any_cluster_starts(lambda_env, absent):
+    from covidlake.emr_cluster import JobCodeMissing
+
+    lambda_env("CreateEmrFunction")
+    handler = load_handler("create_emr")
+    with mock_aws():
+        upload_job_code("lake-bucket-for-tests", skip=absent)
+        with pytest.raises(JobCodeMissing, match=rf"s3://lake-bucket-for-tests/code/{absent}\b.*make deploy-jobs"):
+            handler(event("create_emr.json"), FakeContext())
+        assert boto3.client("emr", region_name="us-east-1").list_clusters()["Clusters"] == []
+
+
+def test_create_emr_may_read_the_job_code_it_checks(template):
+    statement = template["Resources"]["CreateEmrFunction"]["Properties"]["Policies"][0]["Statement"][0]
+    assert statement["Action"] == "s3:GetObject"  # HeadObject
+    assert statement["Resource"] == {"Fn::Sub": "${LakeBucket.Arn}/code/*"}
 
 
 def test_create_emr_handler_fails_loudly_on_a_bad_event(lambda_env):
