@@ -24,7 +24,9 @@ import contextlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Iterator
 from unittest import mock
 
@@ -32,6 +34,7 @@ import boto3
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from covidlake.storage import S3Storage
 from tests.infrastructure.iam_policy import Decision, Need, evaluate
 
 # component -> (logical id of its role in the transformed template, the service that assumes it)
@@ -54,7 +57,8 @@ class Deployment:
     stack: str = "covidlake-rehearsal"
     bucket: str = "covidlake-rehearsal-lake"
     db_host: str = "127.0.0.1"
-    db_port: str = "5432"
+    # the RDS-managed secret's ARN (Secrets Manager adds a random suffix: known once created)
+    db_secret_arn: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -138,7 +142,7 @@ class Resolver:
         if kind == "AWS::SNS::Topic" and attr == "TopicName":
             return self.ref(name).rsplit(":", 1)[1]
         if (name, attr) == ("Database", "MasterUserSecret.SecretArn"):
-            return d.arn("secretsmanager", "secret:rds!db-rehearsal-AbCdEf")
+            return d.db_secret_arn or d.arn("secretsmanager", "secret:rds!db-rehearsal")
         if (name, attr) == ("Database", "Endpoint.Address"):
             return d.db_host
         raise KeyError(f"rehearsal has no value for !GetAtt {name}.{attr}")
@@ -270,7 +274,7 @@ def _s3_read(world: World, bucket: str, key: str) -> list[Need]:
     return needs
 
 
-_TABLE_IN_SQL = re.compile(r'(?:FROM|TABLE(?: IF NOT EXISTS)?)\s+"?(\w+)"?\."?(\w+)"?', re.IGNORECASE)
+_TABLE_IN_SQL = re.compile(r'(?:FROM|TABLE(?: IF NOT EXISTS)?)\s+[`"]?(\w+)[`"]?\.[`"]?(\w+)[`"]?', re.IGNORECASE)
 _LOCATION_IN_SQL = re.compile(r"LOCATION\s+'s3://([^/']+)/([^']*)'", re.IGNORECASE)
 
 
@@ -414,6 +418,10 @@ class Rehearsal:
         for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
             self._stack.enter_context(_env_removed(var))
         self._stack.enter_context(mock_aws())
+        secret = boto3.client("secretsmanager").create_secret(Name="rds!db-rehearsal", SecretString="{}")
+        self.d = replace(self.d, db_secret_arn=secret["ARN"])
+        self.roles = role_specs(self.transformed, self.d)
+        self.world = World(self.d)
         self._create_resources()
         for component in self.roles:
             self._assume(component)
@@ -463,10 +471,10 @@ class Rehearsal:
         self._credentials[component] = creds
         self._component_by_key[creds["AccessKeyId"]] = component
 
-    def create_secret(self, name: str, value: dict) -> str:
-        """A secret as RDS manages it (setup, with admin rights); returns its ARN."""
+    def set_database_secret(self, value: dict) -> None:
+        """What RDS keeps in its managed secret (username, password), set as admin."""
         with self.admin():
-            return boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+            boto3.client("secretsmanager").put_secret_value(SecretId=self.d.db_secret_arn, SecretString=json.dumps(value))
 
     @contextlib.contextmanager
     def admin(self) -> Iterator[None]:
@@ -552,3 +560,164 @@ def _env_removed(name: str) -> Iterator[None]:
     finally:
         if old is not None:
             os.environ[name] = old
+
+
+# --- the state machine's Tasks: the permissions AWS documents for each integration ----------
+# Step Functions developer guide, "IAM policies for ..." pages (emr-iam, athena-iam,
+# lambda-iam, sns-iam) and "Create and manage Amazon EMR clusters" (the
+# AWSServiceRoleForEMRCleanup service-linked role); aws-sdk integrations need the API's own
+# action. .sync EMR tasks also manage the EventBridge rule Step Functions uses to follow them.
+
+EMR_SYNC_RULES = {
+    "createCluster": "StepFunctionsGetEventForEMRRunJobFlowRule",
+    "addStep": "StepFunctionsGetEventForEMRAddJobFlowStepsRule",
+    "terminateCluster": "StepFunctionsGetEventForEMRTerminateJobFlowsRule",
+}
+EMR_SYNC_ACTIONS = {
+    "createCluster": ["elasticmapreduce:RunJobFlow", "elasticmapreduce:DescribeCluster",
+                      "elasticmapreduce:TerminateJobFlows"],
+    "addStep": ["elasticmapreduce:AddJobFlowSteps", "elasticmapreduce:DescribeStep", "elasticmapreduce:CancelSteps"],
+    "terminateCluster": ["elasticmapreduce:TerminateJobFlows", "elasticmapreduce:DescribeCluster"],
+}
+REHEARSAL_CLUSTER_ID = "j-REHEARSAL0001"
+
+
+def definition(transformed: dict, deployment: Deployment, asl: dict) -> dict:
+    """The ASL with the template's DefinitionSubstitutions applied."""
+    subs = Resolver(transformed, deployment)(
+        transformed["Resources"]["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    )
+    text = json.dumps(asl)
+    for name, value in subs.items():
+        text = text.replace("${" + name + "}", str(value))
+    return json.loads(text)
+
+
+def task_states(asl: dict) -> Iterator[tuple[str, dict]]:
+    """Every Task state, Map item processors included."""
+    for name, state in asl["States"].items():
+        if state["Type"] == "Task":
+            yield name, state
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from task_states(processor)
+
+
+def role_arn_of(transformed: dict, deployment: Deployment, name_or_arn: str) -> str:
+    """A role (or an instance profile: the role inside it) named in the plan, as an ARN."""
+    resolve = Resolver(transformed, deployment)
+    for logical_id, res in transformed["Resources"].items():
+        if res["Type"] == "AWS::IAM::InstanceProfile" and name_or_arn in (
+            resolve.ref(logical_id), resolve.get_att(logical_id, "Arn")
+        ):
+            return resolve.get_att(res["Properties"]["Roles"][0]["Ref"], "Arn")
+    if name_or_arn.startswith("arn:"):
+        return name_or_arn
+    return f"arn:aws:iam::{deployment.account}:role/{name_or_arn}"
+
+
+def task_needs(rehearsal: Rehearsal, state: dict, plan: dict) -> list[Need]:
+    """What the state machine role needs for one Task, given the run plan create_emr built."""
+    d = rehearsal.d
+    resource = state["Resource"]
+    integration = resource.split(":::", 1)[1]
+    cluster = d.arn("elasticmapreduce", f"cluster/{REHEARSAL_CLUSTER_ID}")
+    if integration == "aws-sdk:sfn:listExecutions":
+        own = Resolver(rehearsal.transformed, d).ref("PipelineStateMachine")
+        return [Need.of("states:ListExecutions", own)]
+    if integration == "lambda:invoke":
+        return [Need.of("lambda:InvokeFunction", state["Parameters"]["FunctionName"])]
+    if integration == "sns:publish":
+        return [Need.of("sns:Publish", state["Parameters"]["TopicArn"])]
+    if integration.startswith("elasticmapreduce:"):
+        api = integration.split(":")[1].removesuffix(".sync")
+        needs = []
+        for action in EMR_SYNC_ACTIONS[api]:
+            if action == "elasticmapreduce:RunJobFlow":
+                tags = {f"aws:RequestTag/{t['Key']}": t["Value"] for t in plan["cluster"]["Tags"]}
+                needs.append(Need.of(action, "*", {**tags, "aws:TagKeys": [t["Key"] for t in plan["cluster"]["Tags"]]}))
+            else:
+                needs.append(Need.of(action, cluster))
+        if api == "createCluster":
+            for role in (plan["cluster"]["ServiceRole"], plan["cluster"]["JobFlowRole"]):
+                needs.append(Need.of("iam:PassRole", role_arn_of(rehearsal.transformed, d, role),
+                                     {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}))
+            slr = f"arn:aws:iam::{d.account}:role/aws-service-role/elasticmapreduce.amazonaws.com/AWSServiceRoleForEMRCleanup"
+            needs.append(Need.of("iam:CreateServiceLinkedRole", slr, {"iam:AWSServiceName": "elasticmapreduce.amazonaws.com"}))
+        rule = d.arn("events", f"rule/{EMR_SYNC_RULES[api]}")
+        needs += [Need.of(a, rule) for a in ("events:PutTargets", "events:PutRule", "events:DescribeRule")]
+        return needs
+    if integration == "athena:startQueryExecution.sync":
+        athena = plan["athena"]
+        needs = []
+        for i, query in enumerate(athena["queries"]):
+            qid = f"rehearsal-ddl-{i}"
+            needs += athena_query_needs(rehearsal.world, query["query"], athena["workgroup"], qid)
+        wg = d.arn("athena", f"workgroup/{athena['workgroup']}")
+        needs += [Need.of("athena:GetQueryExecution", wg), Need.of("athena:StopQueryExecution", wg)]
+        return needs
+    raise NotImplementedError(f"no documented permissions modelled for {resource}")
+
+
+# --- EMR: what Spark reads and writes (through EMRFS, under the instance role) ----------------
+# Declared, and checked against the same policy; the rehearsal's stand-in for EMRFS asserts
+# that every path the jobs hand to Spark falls under one of these prefixes.
+SPARK_PREFIXES = {
+    "read": ("code/", "raw/covid_data/", "raw/country_data/", "trusted/snapshot", "_staging/"),
+    "write": ("_staging/trusted/", "_staging/refined/", "emr-logs/"),
+}
+EMRFS_ACTIONS = {
+    "read": ("s3:GetObject",),
+    # a Spark overwrite deletes what it replaces; multipart uploads may be aborted
+    "write": ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"),
+}
+
+
+def spark_needs(deployment: Deployment) -> list[tuple[str, Need]]:
+    out = []
+    for mode, prefixes in SPARK_PREFIXES.items():
+        for prefix in prefixes:
+            key = prefix if prefix.endswith("/") else prefix + "/"
+            out.append((f"spark:{mode} {prefix}", Need.of("s3:ListBucket", deployment.bucket_arn, {"s3:prefix": key})))
+            out += [(f"spark:{mode} {prefix}", Need.of(a, _s3_object(deployment.bucket, f"{key}part-00000")))
+                    for a in EMRFS_ACTIONS[mode]]
+    return out
+
+
+class EmrfsStandIn(S3Storage):
+    """The lake as an EMR job sees it: the job's own S3 calls go to the bucket (under the
+    instance role's client); the paths it hands to Spark are local mirrors, synced from
+    the bucket before Spark reads them and to the bucket before they are published, with
+    the same client, as EMRFS would. Every Spark path is recorded."""
+
+    def __init__(self, bucket: str, client, mirror: Path):
+        super().__init__(bucket, client=client)
+        self.mirror = mirror
+        self.spark_paths: list[str] = []
+
+    def url(self, key: str) -> str:
+        self.spark_paths.append(key)
+        if not key.startswith("_staging/"):
+            for found in self.list(key):
+                target = self.mirror / found
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(self.get_bytes(found))
+        return f"file://{self.mirror / key}"
+
+    def s3_url(self, key: str) -> str:
+        return super().url(key)
+
+    def publish(self, staged_to_final: dict[str, str]) -> None:
+        for staged in staged_to_final:
+            for path in sorted((self.mirror / staged).rglob("*")):
+                if path.is_file() and not path.name.startswith("."):
+                    self.client.upload_file(str(path), self.bucket, path.relative_to(self.mirror).as_posix())
+        super().publish(staged_to_final)
+
+    def delete_prefix(self, prefix: str) -> None:
+        super().delete_prefix(prefix)
+        shutil.rmtree(self.mirror / prefix, ignore_errors=True)
+
+    def local_input(self, s3_url: str) -> str:
+        """An s3:// input of the plan (the raw CSVs), as Spark reads it through the mirror."""
+        return self.url(s3_url.removeprefix(f"s3://{self.bucket}/"))
