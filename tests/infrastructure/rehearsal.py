@@ -234,9 +234,6 @@ def function_environment(transformed: dict, deployment: Deployment, logical_id: 
 
 # --- what AWS authorizes for each call ------------------------------------------------------
 
-CONTEXT_OF_CALL = "call"
-
-
 @dataclass
 class World:
     """What the permission model needs to know of the fake account (read from moto's backends)."""
@@ -333,12 +330,14 @@ def needs_for(world: World, service: str, operation: str, params: dict) -> list[
             return [Need.of("s3:GetBucketLocation", f"arn:aws:s3:::{bucket}")]
     if service == "athena":
         if operation == "StartQueryExecution":
-            return [Need.of("athena:StartQueryExecution", d.arn("athena", f"workgroup/{p.get('WorkGroup', 'primary')}"))]
+            workgroup = p.get("WorkGroup", "primary")
+            return [Need.of("athena:StartQueryExecution", d.arn("athena", f"workgroup/{workgroup}"))]
         if operation in ("GetQueryExecution", "GetQueryResults", "StopQueryExecution"):
             execution = world.query(p["QueryExecutionId"])
             needs = [Need.of(f"athena:{operation}", d.arn("athena", f"workgroup/{execution.workgroup.name}"))]
             if operation == "GetQueryResults":
-                out_bucket, _, prefix = world.workgroup_output(execution.workgroup.name).removeprefix("s3://").partition("/")
+                output = world.workgroup_output(execution.workgroup.name)
+                out_bucket, _, prefix = output.removeprefix("s3://").partition("/")
                 needs.append(Need.of("s3:GetObject", _s3_object(out_bucket, f"{prefix}{p['QueryExecutionId']}.csv")))
             return needs
         if operation == "GetWorkGroup":
@@ -349,7 +348,7 @@ def needs_for(world: World, service: str, operation: str, params: dict) -> list[
         return [Need.of("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": p["Namespace"]})]
     if service == "sts" and operation == "GetCallerIdentity":
         return []
-    raise NotImplementedError(f"the rehearsal does not model the permissions of {service}:{operation}; add it to needs_for")
+    raise NotImplementedError(f"the rehearsal does not model the permissions of {service}:{operation} (needs_for)")
 
 
 def _after_call(world: World, service: str, operation: str, params: dict, response: dict) -> list[Need]:
@@ -474,7 +473,8 @@ class Rehearsal:
     def set_database_secret(self, value: dict) -> None:
         """What RDS keeps in its managed secret (username, password), set as admin."""
         with self.admin():
-            boto3.client("secretsmanager").put_secret_value(SecretId=self.d.db_secret_arn, SecretString=json.dumps(value))
+            secrets = boto3.client("secretsmanager")
+            secrets.put_secret_value(SecretId=self.d.db_secret_arn, SecretString=json.dumps(value))
 
     @contextlib.contextmanager
     def admin(self) -> Iterator[None]:
@@ -503,8 +503,9 @@ class Rehearsal:
         creds_env = {"AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
                      "AWS_SESSION_TOKEN": c["SessionToken"]}
         session = self.session_for(component)
-        with mock.patch.dict(os.environ, {**(env or {}), **creds_env}), mock.patch.object(boto3, "DEFAULT_SESSION", session):
-            yield session
+        with mock.patch.dict(os.environ, {**(env or {}), **creds_env}):
+            with mock.patch.object(boto3, "DEFAULT_SESSION", session):
+                yield session
 
     def check(self, component: str, call: str, need: Need) -> Call:
         """Evaluate one permission of a component against its role's statements, record it."""
@@ -642,8 +643,9 @@ def task_needs(rehearsal: Rehearsal, state: dict, plan: dict) -> list[Need]:
             for role in (plan["cluster"]["ServiceRole"], plan["cluster"]["JobFlowRole"]):
                 needs.append(Need.of("iam:PassRole", role_arn_of(rehearsal.transformed, d, role),
                                      {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}))
-            slr = f"arn:aws:iam::{d.account}:role/aws-service-role/elasticmapreduce.amazonaws.com/AWSServiceRoleForEMRCleanup"
-            needs.append(Need.of("iam:CreateServiceLinkedRole", slr, {"iam:AWSServiceName": "elasticmapreduce.amazonaws.com"}))
+            emr = "elasticmapreduce.amazonaws.com"
+            slr = f"arn:aws:iam::{d.account}:role/aws-service-role/{emr}/AWSServiceRoleForEMRCleanup"
+            needs.append(Need.of("iam:CreateServiceLinkedRole", slr, {"iam:AWSServiceName": emr}))
         rule = d.arn("events", f"rule/{EMR_SYNC_RULES[api]}")
         needs += [Need.of(a, rule) for a in ("events:PutTargets", "events:PutRule", "events:DescribeRule")]
         return needs

@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, quote, urlparse
 import boto3
 import pytest
 import requests
-from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
 from covidlake.local import serve_file
@@ -29,7 +28,7 @@ from covidlake.settings import BUNDLED_DATA, get_settings
 from covidlake.storage import LakeAccessDenied, S3Storage
 
 from .conftest import ASL, load_template, sam_transform
-from .iam_policy import evaluate
+from .iam_policy import Need, evaluate
 from .rehearsal import (
     COMPONENTS,
     Deployment,
@@ -44,7 +43,7 @@ from .rehearsal import (
 )
 from .test_events import FakeContext, load_module
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.rehearsal]
 
 # The layouts this branch reads; the compact layout (OWID's current default) joins here when
 # its change lands: "compact": <the bundled data rewritten into compact.csv's header>.
@@ -120,7 +119,8 @@ def seed_athena(r: Rehearsal, columns: list[tuple[str, str]], rows: list[list[st
     payload = {"account_id": r.d.account, "region": r.d.region, "results": [{
         "rows": [{"Data": [{"VarCharValue": v} for v in row]} for row in [[c for c, _ in columns], *rows]],
         "column_info": [{"Name": c, "Label": c, "Type": t, "CatalogName": "hive", "SchemaName": "", "TableName": "",
-                         "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": False} for c, t in columns],
+                         "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": False}
+                        for c, t in columns],
     }]}
     assert requests.post("http://motoapi.amazonaws.com/moto-api/static/athena/query-results", json=payload).ok
 
@@ -148,8 +148,6 @@ def check_state_machine(r: Rehearsal, plan: dict) -> None:
         r.check("emr_instance", call, need)
     # the EMR service role hands the instance role to EC2 when it launches the nodes
     instance_role = r.roles["emr_instance"].arn
-    from .iam_policy import Need
-
     r.check("emr_service", "RunJobFlow: launch instances", Need.of(
         "iam:PassRole", instance_role, {"iam:PassedToService": "ec2.amazonaws.com"}))
 
@@ -197,8 +195,9 @@ def test_ingest_first_unchanged_and_forced_runs(full_run):
     # A.4: the unchanged rerun reads refined/_version.json (published by analytics) and skips
     assert unchanged["changed"] is False and unchanged["run_id"] == first["run_id"]
     assert forced["changed"] is True and forced["run_id"] != first["run_id"]
-    calls = {(c.call, c.need.resource.rsplit(":::", 1)[-1]) for c in full_run["rehearsal"].calls if c.component == "ingest"}
-    assert ("s3:HeadObject", f"{full_run['rehearsal'].d.bucket}/refined/_version.json") in calls
+    r = full_run["rehearsal"]
+    calls = {(c.call, c.need.resource.rsplit(":::", 1)[-1]) for c in r.calls if c.component == "ingest"}
+    assert ("s3:HeadObject", f"{r.d.bucket}/refined/_version.json") in calls
     assert any(call == "secretsmanager:GetSecretValue" for call, _ in calls)
 
 
@@ -231,7 +230,8 @@ def test_create_emr_plan_validates_and_names_passable_roles(full_run):
     report = validator.validate(plan["cluster"], emr.operation_model("RunJobFlow").input_shape)
     assert not report.has_errors(), report.generate_report()
     for step in plan["steps"].values():
-        report = validator.validate({"JobFlowId": "j-1", "Steps": [step]}, emr.operation_model("AddJobFlowSteps").input_shape)
+        request = {"JobFlowId": "j-1", "Steps": [step]}
+        report = validator.validate(request, emr.operation_model("AddJobFlowSteps").input_shape)
         assert not report.has_errors(), report.generate_report()
     passes = [c for c in r.calls if c.need.action == "iam:PassRole" and c.component == "state_machine"]
     assert {c.need.resource for c in passes} == {r.roles["emr_service"].arn, r.roles["emr_instance"].arn}
@@ -241,7 +241,8 @@ def test_create_emr_plan_validates_and_names_passable_roles(full_run):
 def test_show_results_answers_through_athena_under_its_role(full_run):
     response = full_run["api"]
     assert response["statusCode"] == 200, response
-    assert json.loads(response["body"]) == [{"continent": "Africa", "countries": 57}, {"continent": "Europe", "countries": 51}]
+    rows = json.loads(response["body"])
+    assert rows == [{"continent": "Africa", "countries": 57}, {"continent": "Europe", "countries": 51}]
     calls = {c.call for c in full_run["rehearsal"].calls if c.component == "show_results"}
     assert {"athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "s3:GetObject"} <= calls
 
