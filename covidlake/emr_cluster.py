@@ -246,7 +246,7 @@ def build_steps(settings: EmrSettings, run_id: str, covid_csv: str, country_csv:
             raise ValueError(f"{name} must be an s3:// URL on EMR, got {url!r}")
     lake = settings.lake_uri
     etl_args = ["--lake", lake, "--covid-csv", covid_csv, "--country-csv", country_csv, "--run-id", run_id]
-    # The ETL reads the input row counts from the manifest and records its quality summary there.
+    # The ETL reads the input row counts from the manifest (read only: the manifest is ingest's).
     etl_args += ["--manifest-key", f"{MANIFEST_PREFIX}{run_id}.json"]
     if settings.metrics_namespace:
         etl_args += ["--metrics-region", settings.region, "--metrics-namespace", settings.metrics_namespace]

@@ -25,11 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from covidlake.schemas import TRUSTED_QUALITY_KEY as QUALITY_KEY
 from covidlake.storage import LakeStorage, LocalStorage
 
 REPORT_PREFIX = "report"
 RUN_KEY = f"{REPORT_PREFIX}/run.json"
-QUALITY_KEY = "trusted/_quality.json"
 ZONES = ("raw", "trusted", "refined")
 HDI_ORDER = ("Low", "Medium", "High", "Very High")
 

@@ -130,7 +130,6 @@ def run_spark_stages(
             rows_in={name: s.rows for name, s in result.sources.items()},
             max_rejected_share=settings.max_rejected_share,
             daily_files=max(1, input_bytes // (128 * 1024**2)),
-            manifest_key=result.manifest_key,
         )
         report.quality = summary.to_dict()
     with timed(report, "analytics"):

@@ -296,6 +296,8 @@ REFINED_TABLES: dict[str, TableSchema] = {
 ATHENA_DATABASE = "covid_analytics"
 # Written by analytics after it has published every refined table: the data version.
 REFINED_VERSION_KEY = "refined/_version.json"
+# the ETL's quality summary of the run whose data trusted/ holds
+TRUSTED_QUALITY_KEY = "trusted/_quality.json"
 
 
 def normalize_header(name: str) -> str:

@@ -15,6 +15,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 
+class LakeAccessDenied(PermissionError):
+    """The lake refused a request (S3 403): a missing IAM permission, named in the message."""
+
+
 class LakeStorage(ABC):
     uri: str
 
@@ -151,8 +155,15 @@ class S3Storage(LakeStorage):
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except ClientError as err:
-            if err.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            code = err.response["Error"]["Code"]
+            if code in ("404", "NoSuchKey", "NotFound"):
                 return False
+            if code in ("403", "AccessDenied"):
+                # S3 answers 403, not 404, for a missing key when s3:ListBucket is not allowed.
+                raise LakeAccessDenied(
+                    f"{self.url(key)}: access denied (403) on HeadObject; the role needs s3:GetObject on this key "
+                    f"and s3:ListBucket on bucket {self.bucket} (without which a missing key answers 403, not 404)"
+                ) from err
             raise
 
     def put_file(self, key: str, path: Path) -> None:

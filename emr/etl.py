@@ -24,6 +24,7 @@ from covidlake.schemas import (
     COUNTRY_ATTRIBUTES,
     COUNTRY_DATA,
     COVID_FACTS,
+    TRUSTED_QUALITY_KEY,
     TRUSTED_TABLES,
     ColumnType,
     TableSchema,
@@ -356,7 +357,6 @@ def write_trusted(
     rows_in: dict[str, int] | None = None,
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     daily_files: int = 1,
-    manifest_key: str | None = None,
 ) -> QualitySummary:
     """Read both raw CSVs, write the trusted tables to staging, check the rejected
     share, then publish all three at once (or nothing)."""
@@ -382,22 +382,15 @@ def write_trusted(
         summary.missing_columns = tables.missing_columns
         log.info("quality summary: %s", json.dumps(summary.to_dict()))
         check_rejected_share(summary, staged["rejected"], max_rejected_share)
+        # Bookkeeping first, publication last: no write after the publish can fail and leave
+        # trusted/ published but the step failed. The manifest is ingest's (raw/ is read-only here).
+        storage.put_bytes(TRUSTED_QUALITY_KEY, json.dumps({"run_id": run_id, **summary.to_dict()}).encode())
         storage.publish({f"{staging}/{name}": f"trusted/{name}" for name in ("daily", "snapshot", "rejected")})
-        storage.put_bytes("trusted/_quality.json", json.dumps({"run_id": run_id, **summary.to_dict()}).encode())
-        if manifest_key and storage.exists(manifest_key):
-            record_in_manifest(storage, manifest_key, summary)
     finally:
         for df in tables.persisted:
             df.unpersist()
         storage.delete_prefix(staging)
     return summary
-
-
-def record_in_manifest(storage, manifest_key: str, summary: QualitySummary) -> None:
-    """The run's manifest keeps its quality summary beside the objects it describes."""
-    manifest = json.loads(storage.get_bytes(manifest_key))
-    manifest["quality"] = summary.to_dict()
-    storage.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
 
 
 def publish_quality_metrics(
@@ -431,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--country-csv", required=True)
     parser.add_argument("--run-id", default="manual")
     parser.add_argument("--max-rejected-share", type=float, default=DEFAULT_MAX_REJECTED_SHARE)
-    parser.add_argument("--manifest-key", default=None, help="the ingest manifest to record the quality summary in")
+    parser.add_argument("--manifest-key", default=None, help="the ingest manifest (read only: input row counts)")
     parser.add_argument("--metrics-namespace", default=None, help="publish quality metrics to CloudWatch")
     parser.add_argument("--metrics-region", default=None, help="the CloudWatch region (EMR nodes have no default)")
     args = parser.parse_args(argv)
@@ -450,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = write_trusted(
             spark, storage, args.covid_csv, args.country_csv, args.run_id, rows_in=rows_in,
-            max_rejected_share=args.max_rejected_share, manifest_key=args.manifest_key,
+            max_rejected_share=args.max_rejected_share,
         )
     except (SchemaError, QualityError) as err:
         print(f"covidlake etl: {err}", file=sys.stderr)
