@@ -81,7 +81,7 @@ bench-render: $(VENV)/.installed-bench
 STACK ?= covidlake
 LAYER_CHECK_DIR ?= build/layer-check
 
-.PHONY: lint-infra checkov layer-size athena-ddl sam-build deploy deploy-jobs
+.PHONY: lint-infra checkov layer-size athena-ddl sam-build deploy deploy-jobs smoke
 
 # cfn-lint on the template, statelint on the ASL, athena/*.sql up to date.
 lint-infra: install-test
@@ -121,3 +121,8 @@ deploy: sam-build
 # BUCKET=<name> or the LakeBucketName output of stack $(STACK).
 deploy-jobs: install
 	$(BIN)/python scripts/deploy_jobs.py $(if $(BUCKET),--bucket $(BUCKET),--stack-name $(STACK))
+
+# Run the deployed stack $(STACK) once with {"force": true} and verify it (your AWS credentials):
+# every state, every refined table through the API, cluster minutes and a cost estimate.
+smoke: install
+	$(BIN)/covidlake smoke --stack $(STACK)
