@@ -7,9 +7,10 @@
   environment the template gives that function; EMR and Athena `.sync` tasks call moto EMR
   and moto Athena (a step's outcome is set by the test); SNS publish goes to moto SNS;
   `aws-sdk:sfn:listExecutions` answers from a list the test controls.
-- Every AWS call goes through `session_factory(component)` (components: "state_machine",
-  and each function's logical id), by default a plain boto3 session on moto; the IAM
-  rehearsal can pass one that returns credentials of the component's own role.
+- Every AWS call goes through `session_factory(component)` (components: "state_machine" for
+  the Task integrations, "ingest" and "create_emr" for the functions' own code), by default
+  a plain boto3 session on moto; the IAM rehearsal can pass one whose credentials are the
+  component's own role.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .asl_engine import AslEngine, Execution, TaskCall, TaskError
-from .conftest import ASL, FAKE_REFS, ROOT, function_env
+from .conftest import ASL, FAKE_REFS, ROOT, function_env, resolve
 
 REGION = FAKE_REFS["AWS::Region"]
 ACCOUNT = FAKE_REFS["AWS::AccountId"]
 STACK = FAKE_REFS["AWS::StackName"]
 STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-pipeline"
+# The component whose role each function's code runs under.
+FUNCTION_COMPONENTS = {"IngestFunction": "ingest", "CreateEmrFunction": "create_emr"}
 
 
 def default_session(component: str) -> boto3.Session:
@@ -137,7 +140,7 @@ class Rig:
         ref = value.get("Ref") if isinstance(value, dict) else None
         if ref and resources.get(ref, {}).get("Type") == "AWS::SNS::Topic":
             return self.topic_arn
-        raise AssertionError(f"no stand-in for the DefinitionSubstitution {value!r}: teach pipeline_rig.py")
+        return str(resolve(value, self.template))  # parameters, pseudo parameters, !Sub, !If
 
     # ------------------------------------------------------------------ running
     def start(self, execution_input: Any, name: str | None = None) -> Execution:
@@ -190,12 +193,12 @@ class Rig:
 
     def run_handler(self, logical_id: str, event: Any) -> Any:
         """The function's real handler, imported fresh with the template's environment for it
-        and the credentials `session_factory(logical_id)` gives."""
+        and the credentials `session_factory(<its component>)` gives."""
         props = self.template["Resources"][logical_id]["Properties"]
         handler = props.get("Handler") or self.template["Globals"]["Function"]["Handler"]
         module_file, function = handler.rsplit(".", 1)
         env = {**function_env(self.template, logical_id), **self.overrides.get(logical_id, {})}
-        creds = self.session_factory(logical_id).get_credentials().get_frozen_credentials()
+        creds = self.session_factory(FUNCTION_COMPONENTS[logical_id]).get_credentials().get_frozen_credentials()
         env.update(AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key)
         env.update(AWS_SESSION_TOKEN=creds.token or "", POWERTOOLS_TRACE_DISABLED="true")
         with mock.patch.dict(os.environ, env):

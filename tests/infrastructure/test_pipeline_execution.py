@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from .conftest import ROOT
-from .pipeline_rig import STATE_MACHINE_ARN, Rig
+from .pipeline_rig import STATE_MACHINE_ARN, Rig, default_session
 
 SM_EXECUTION = STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:")
 NEW_DATA_PATH = [
@@ -37,7 +37,7 @@ def make_rig(template, aws, pg_url, source_url):
     over HTTP and country_data from the embedded PostgreSQL."""
     overrides = {"IngestFunction": {"COVIDLAKE_SOURCE_URL": source_url, "COVIDLAKE_DB_URL": pg_url}}
     with mock_aws():
-        yield lambda: Rig(template, function_overrides=overrides)
+        yield lambda **kwargs: Rig(template, function_overrides=overrides, **kwargs)
 
 
 def assert_io(execution, name: str, expected_input, expected_output) -> None:
@@ -115,7 +115,15 @@ def sorted_tables() -> list[str]:
 
 
 def test_new_data_succeeds_and_terminates_the_cluster(make_rig):
-    check_new_data_run(make_rig())
+    used = []
+
+    def session_factory(component: str):
+        """The hook the IAM rehearsal fills in: here plain moto sessions, recorded."""
+        used.append(component)
+        return default_session(component)
+
+    check_new_data_run(make_rig(session_factory=session_factory))
+    assert set(used) == {"state_machine", "ingest", "create_emr"}
 
 
 def test_unchanged_data_ends_in_no_new_data_without_a_cluster(make_rig):
