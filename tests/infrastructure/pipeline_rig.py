@@ -93,6 +93,9 @@ class Rig:
         self.other_running: list[str] = []
         self.list_executions_error: str | None = None
         self.lambda_errors: dict[str, Exception] = {}
+        # Lambda service errors (e.g. Lambda.TooManyRequestsException) raised before the handler runs
+        self.lambda_service_errors: dict[str, list[str]] = {}
+        self.list_self = True  # ListExecutions is eventually consistent: it may not list this run yet
         self.athena_errors: dict[str, str] = {}
         self._setup_aws()
         self.function_arns: dict[str, str] = {}
@@ -162,7 +165,8 @@ class Rig:
             raise TaskError(self.list_executions_error, "ListExecutions failed")
         assert call.parameters["StateMachineArn"] == STATE_MACHINE_ARN
         me = call.context["Execution"]["Name"]
-        names = [me, *self.other_running][: call.parameters.get("MaxResults", 100)]  # newest first
+        names = ([me] if self.list_self else []) + self.other_running
+        names = names[: call.parameters.get("MaxResults", 100)]  # newest first
         return {
             "Executions": [
                 {
@@ -180,6 +184,9 @@ class Rig:
         logical_id = self.function_arns[call.parameters["FunctionName"]]
         payload = call.parameters["Payload"]
         self.calls.lambdas.append((logical_id, payload))
+        pending = self.lambda_service_errors.get(logical_id)
+        if pending:
+            raise TaskError(pending.pop(0), "the Lambda service refused the invocation")
         try:
             if logical_id in self.lambda_errors:
                 raise self.lambda_errors[logical_id]

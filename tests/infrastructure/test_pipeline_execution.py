@@ -236,6 +236,24 @@ def test_another_run_in_progress_is_skipped_without_touching_anything(make_rig):
     assert rig.calls.lambdas == [] and rig.cluster_states() == {} and rig.calls.published == []
 
 
+def test_a_run_not_yet_listed_by_list_executions_still_runs(make_rig):
+    """ListExecutions is eventually consistent: an empty list is no reason to skip."""
+    rig = make_rig()
+    rig.list_self = False
+    execution = rig.start({"force": False}, "fresh")
+    assert execution.run("CountRunningExecutions").output["guard"] == {"running": 0, "Executions": []}
+    assert execution.path() == NEW_DATA_PATH and execution.status == "SUCCEEDED"
+
+
+def test_lambda_throttling_is_retried_with_backoff(make_rig):
+    rig = make_rig()
+    rig.lambda_service_errors["IngestFunction"] = ["Lambda.TooManyRequestsException"] * 2
+    execution = rig.start({"force": False}, "throttled")
+    assert execution.run("Ingest").retries == [2, 4], "IntervalSeconds 2, BackoffRate 2"
+    assert execution.status == "SUCCEEDED" and execution.path() == NEW_DATA_PATH
+    assert [c[0] for c in rig.calls.lambdas].count("IngestFunction") == 3
+
+
 def mutate(definition: dict, mutation: str) -> dict:
     bad = copy.deepcopy(definition)
     states = bad["States"]
