@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -58,9 +59,11 @@ class SmokeReport:
 
 
 def stack_outputs(cloudformation, stack: str) -> dict[str, str]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except Exception as err:  # botocore ClientError: the stack does not exist, no access, ...
+    except (BotoCoreError, ClientError) as err:  # no such stack, no access, no credentials
         raise SmokeFailure(f"stack {stack}: cannot describe it ({err})") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     missing = [k for k in REQUIRED_OUTPUTS if k not in outputs]
@@ -83,7 +86,7 @@ def describe_event(event: dict, entered_at: dict[str, datetime]) -> str | None:
     if kind.endswith("StateExited"):
         seconds = (event["timestamp"] - entered_at.get(name, event["timestamp"])).total_seconds()
         return f"  <- {name} ({seconds:.0f} s)"
-    if kind.endswith("Failed") or kind.endswith("TimedOut") or kind == "ExecutionAborted":
+    if kind.endswith(("Failed", "TimedOut")) or kind == "ExecutionAborted":
         return f"  !! {kind}: {details.get('error', '')} {details.get('cause', '')}".rstrip()
     return None
 
@@ -198,7 +201,7 @@ def cluster_minutes(emr, cluster_id: str, now: datetime | None = None) -> tuple[
     """Minutes from creation to end (or to now, if still up) and the cluster's state."""
     status = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]
     timeline = status.get("Timeline", {})
-    end = timeline.get("EndDateTime") or now or datetime.now(timezone.utc)
+    end = timeline.get("EndDateTime") or now or datetime.now(UTC)
     return (end - timeline["CreationDateTime"]).total_seconds() / 60, status["State"]
 
 
@@ -222,7 +225,7 @@ def run_smoke(session, stack: str, echo: Echo = click.echo, poll_seconds: float 
     """The whole smoke test against a deployed stack; raises SmokeFailure naming every failure."""
     outputs = stack_outputs(session.client("cloudformation"), stack)
     sfn = session.client("stepfunctions")
-    name = f"smoke-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    name = f"smoke-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     started = sfn.start_execution(
         stateMachineArn=outputs["StateMachineArn"], name=name, input=json.dumps(FORCED_INPUT)
     )

@@ -28,8 +28,9 @@ import copy
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from jsonpath_ng import parse as parse_jsonpath
 
@@ -109,7 +110,7 @@ def read_path(path: str, data: Any) -> Any:
         return data
     try:
         matches = [m.value for m in parse_jsonpath(path).find(data)]
-    except Exception as err:  # jsonpath-ng raises its own lexer/parser errors
+    except Exception as err:  # noqa: BLE001 (jsonpath-ng's lexer/parser errors share no base class)
         raise RuntimeAslError(f"invalid path {path!r}: {err}") from None
     if _INDEFINITE.search(path[1:]):
         return matches

@@ -64,7 +64,7 @@ def test_input_result_output_path_developer_guide_example():
     ],
 )
 def test_result_path_spec_example(result_path, expected):
-    add = lambda call: call.parameters["val1"] + call.parameters["val2"]  # noqa: E731
+    add = lambda call: call.parameters["val1"] + call.parameters["val2"]
     definition = one_task({"InputPath": "$.numbers", **result_path}, None)
     assert run(definition, {"title": "Numbers to add", "numbers": {"val1": 3, "val2": 4}}, add).output == expected
 

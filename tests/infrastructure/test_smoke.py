@@ -183,7 +183,7 @@ def test_numbers_as_strings_fail_the_typed_row_check(deploy):
     """The API must answer typed values: "57" where the schema says bigint is a failure."""
     session = deploy()
 
-    def post(url, json, timeout):  # noqa: A002 (requests' keyword)
+    def post(url, json, timeout):
         if json["table"] == "continent_stats":
             return FakeResponse([{"continent": "Africa", "countries": "57"}])
         import requests
