@@ -81,7 +81,7 @@ bench-render: $(VENV)/.installed-bench
 STACK ?= covidlake
 LAYER_CHECK_DIR ?= build/layer-check
 
-.PHONY: lint-infra checkov layer-size athena-ddl sam-build deploy deploy-jobs preflight
+.PHONY: lint-infra checkov layer-size athena-ddl sam-build deploy deploy-jobs preflight smoke
 
 # cfn-lint on the template, statelint on the ASL, athena/*.sql up to date.
 lint-infra: install-test
@@ -126,3 +126,8 @@ deploy-jobs: install
 # subscription), checked with your credentials; prints the fix for each failure.
 preflight: install
 	$(BIN)/covidlake preflight --stack $(STACK) $(if $(DB_URL),--db-url $(DB_URL))
+
+# Run the deployed stack $(STACK) once with {"force": true} and verify it (your AWS credentials):
+# every state, every refined table through the API, cluster minutes and a cost estimate.
+smoke: install
+	$(BIN)/covidlake smoke --stack $(STACK)

@@ -200,9 +200,11 @@ def main() -> None:
 
 from covidlake.report import report_command as _report  # noqa: E402  (charts and run report, issue 7)
 from covidlake.serve import serve as _serve  # noqa: E402  (the results API, issue 4)
+from covidlake.smoke import smoke as _smoke  # noqa: E402  (verify a deployed stack, issue 10)
 
 cli.add_command(_serve)
 cli.add_command(_report)
+cli.add_command(_smoke)
 
 if __name__ == "__main__":
     sys.exit(main())
