@@ -31,6 +31,7 @@ from .conftest import ASL, load_template, sam_transform
 from .iam_policy import Need, evaluate
 from .rehearsal import (
     COMPONENTS,
+    AccessDenied,
     Deployment,
     EmrfsStandIn,
     Rehearsal,
@@ -264,8 +265,8 @@ def test_negative_control_each_needed_statement(full_run, label):
     refused = [c for c in r.calls if c.component == component and not evaluate(statements, c.need).allowed]
     assert refused, f"nothing needs {label}"
     first = refused[0]
-    message = f"{first.component}: {first.call} needs {first.need}"
-    assert first.need.resource in message and first.call in message and component in message
+    message = str(AccessDenied(component, r.roles[component].arn, first.call, first.need))  # what the run raises
+    assert f"component {component}" in message and first.call in message and first.need.resource in message
 
 
 # --- real reruns with a statement removed ------------------------------------------------------

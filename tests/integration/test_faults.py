@@ -126,8 +126,8 @@ def test_rejections_under_the_threshold_are_kept_and_counted(lake_copy, settings
     assert report.zone_rows["trusted"]["rejected"] == 2
     import json
 
-    manifest = json.loads((lake_copy / report.ingest.manifest_key).read_text())
-    assert manifest["quality"]["rejected"] == {"covid_data": {"negative_count": 2}}
+    quality = json.loads((lake_copy / "trusted" / "_quality.json").read_text())  # the manifest stays ingest's
+    assert quality["rejected"] == {"covid_data": {"negative_count": 2}}
 
 
 # --- schema drift --------------------------------------------------------------------
