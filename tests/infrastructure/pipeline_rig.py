@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import sys
 import uuid
@@ -30,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from .asl_engine import AslEngine, Execution, TaskCall, TaskError
 from .conftest import ASL, FAKE_REFS, ROOT, function_env, resolve
+from .job_code import upload_job_code
 
 REGION = FAKE_REFS["AWS::Region"]
 ACCOUNT = FAKE_REFS["AWS::AccountId"]
@@ -117,7 +119,9 @@ class Rig:
 
     def _setup_aws(self) -> None:
         self.bucket = FAKE_REFS["LakeBucket"]
-        boto3.client("s3", region_name=REGION).create_bucket(Bucket=self.bucket)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=self.bucket)
+        upload_job_code(s3, self.bucket)
         sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
         self.topic_arn = sns.create_topic(Name=f"{STACK}-AlertTopic")["TopicArn"]
         self.queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
@@ -223,6 +227,7 @@ class Rig:
                 return getattr(module, function)(event, FakeContext(f"{STACK}-{logical_id}"))
             finally:
                 get_settings.cache_clear()
+                _detach_log_handlers(env.get("POWERTOOLS_SERVICE_NAME"))
 
     def create_cluster(self, call: TaskCall) -> dict:
         """createCluster.sync: RunJobFlow, then (sync) the cluster is up. Step Functions
@@ -281,3 +286,10 @@ class Rig:
     def cluster_states(self) -> dict[str, str]:
         emr = boto3.client("emr", region_name=REGION)
         return {c["Id"]: c["Status"]["State"] for c in emr.list_clusters()["Clusters"]}
+
+
+def _detach_log_handlers(service: str | None) -> None:
+    """Powertools reuses the stdlib logger named after the service, handler and stream included:
+    left attached, a later test's Logger(service=...) would write to this test's captured stdout."""
+    if service:
+        logging.Logger.manager.loggerDict.pop(service, None)  # the next Logger() starts afresh

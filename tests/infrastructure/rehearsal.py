@@ -36,6 +36,7 @@ from botocore.exceptions import ClientError
 
 from covidlake.storage import S3Storage
 from tests.infrastructure.iam_policy import Decision, Need, evaluate
+from tests.infrastructure.job_code import upload_job_code
 
 # component -> (logical id of its role in the transformed template, the service that assumes it)
 COMPONENTS: dict[str, tuple[str, str]] = {
@@ -442,7 +443,9 @@ class Rehearsal:
             iam.create_role(RoleName=spec.name, AssumeRolePolicyDocument=json.dumps(spec.trust))
             for policy, statements in self._policies(spec).items():
                 iam.put_role_policy(RoleName=spec.name, PolicyName=policy, PolicyDocument=json.dumps(statements))
-        boto3.client("s3").create_bucket(Bucket=self.d.bucket)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=self.d.bucket)
+        upload_job_code(s3, self.d.bucket)  # the deployer's `make deploy-jobs`
         resources = self.transformed["Resources"]
         resolve = Resolver(self.transformed, self.d)
         wg = resources["AthenaWorkGroup"]["Properties"]

@@ -18,6 +18,7 @@ import pytest
 from moto import mock_aws
 
 from .conftest import ROOT, function_env
+from .job_code import upload_job_code as upload_stand_in_job_code
 
 EVENTS = ROOT / "events"
 
@@ -103,13 +104,9 @@ def test_create_emr_event_gives_a_plan_moto_emr_accepts(lambda_env, capsys):
 
 def upload_job_code(bucket: str, skip: str | None = None) -> None:
     """What `make deploy-jobs` uploads (stand-in bytes), except `skip`."""
-    from covidlake.emr_cluster import JOB_CODE_FILES
-
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
-    for name in JOB_CODE_FILES:
-        if name != skip:
-            s3.put_object(Bucket=bucket, Key=f"code/{name}", Body=b"job code")
+    upload_stand_in_job_code(s3, bucket, skip)
 
 
 @pytest.mark.parametrize("absent", ["emr/etl.py", "bootstrap.sh"])
