@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     http_retries: int = Field(3, ge=0)
     http_backoff: float = Field(0.5, ge=0)
     max_download_bytes: int = Field(2 * 1024**3, gt=0)
+    # the whole download, first byte to last: a source that drips cannot hold ingest until
+    # the Lambda's own timeout (900 s, shared with the database extract)
+    http_download_deadline_seconds: float = Field(600.0, gt=0)
+    # a redirect to another host: follow it (the manifest records the final URL) or refuse it;
+    # https -> http is always refused
+    http_cross_host_redirects: Literal["follow", "refuse"] = "follow"
     db_connect_timeout: int = Field(5, gt=0)
 
     # ETL: fail the run (publishing nothing) if more of an input's rows are rejected
