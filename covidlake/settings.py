@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # https -> http is always refused
     http_cross_host_redirects: Literal["follow", "refuse"] = "follow"
     db_connect_timeout: int = Field(5, gt=0)
+    # AWS: the RDS CA bundle the layer ships (layer/Makefile); URLs built from the secret use
+    # sslmode=verify-full against it. Other URLs get sslmode=require unless they name a mode.
+    db_ca_bundle: str = "/opt/rds-ca/global-bundle.pem"
 
     # ETL: fail the run (publishing nothing) if more of an input's rows are rejected
     max_rejected_share: float = Field(0.05, ge=0, le=1)

@@ -212,13 +212,44 @@ def _reason(err: Exception) -> str:
     return str(reason or inner)
 
 
+def with_sslmode(db_url: str, mode: str, **extra: str) -> str:
+    """db_url with sslmode=mode (and extra parameters) unless it already names an sslmode."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(db_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k == "sslmode" for k, _ in query):
+        return db_url
+    return urlunsplit(parts._replace(query=urlencode([*query, ("sslmode", mode), *extra.items()])))
+
+
+def _missing_ca_bundle(db_url: str) -> str | None:
+    from urllib.parse import parse_qs, urlsplit
+
+    params = parse_qs(urlsplit(db_url).query)
+    if params.get("sslmode", [""])[-1] not in ("verify-ca", "verify-full"):
+        return None
+    bundle = params.get("sslrootcert", [""])[-1]
+    return bundle if bundle and not Path(bundle).is_file() else None
+
+
 def connect(db_url: str, settings: Settings):
+    """Connect over TLS: sslmode=require unless the URL names a mode (the embedded local
+    server's URL says disable; URLs built from the AWS secret say verify-full)."""
     import psycopg2
 
+    db_url = with_sslmode(db_url, "require")
+    bundle = _missing_ca_bundle(db_url)
+    if bundle:
+        raise SourceError(
+            f"cannot verify PostgreSQL at {redact(db_url)}: CA bundle {bundle} not found "
+            "(the layer ships it, see layer/Makefile; or set COVIDLAKE_DB_CA_BUNDLE)"
+        )
     try:
         return psycopg2.connect(db_url, connect_timeout=settings.db_connect_timeout)
     except psycopg2.OperationalError as err:
-        raise SourceError(f"cannot connect to PostgreSQL at {redact(db_url)}: {str(err).strip()}") from None
+        hint = " (a server without TLS: add sslmode=disable to the URL)" if "SSL" in str(err) else ""
+        raise SourceError(f"cannot connect to PostgreSQL at {redact(db_url)}: {str(err).strip()}{hint}") from None
 
 
 def redact(db_url: str) -> str:
@@ -271,7 +302,9 @@ def resolve_db_url(settings: Settings) -> str:
     port = creds.get("port", settings.db_port)
     name = settings.db_name or creds.get("dbname")
     user, password = quote(creds["username"], safe=""), quote(creds["password"], safe="")
-    return f"postgresql://{user}:{password}@{host}:{port}/{name}?sslmode=prefer"
+    # verify-full: TLS, the RDS CA, and the host name checked against the certificate
+    return with_sslmode(f"postgresql://{user}:{password}@{host}:{port}/{name}", "verify-full",
+                        sslrootcert=settings.db_ca_bundle)
 
 
 def read_country_csv(path: Path) -> tuple[list[str], list[list[object]]]:
