@@ -52,7 +52,10 @@ class PlaintextServer:
         self.thread.join(timeout=10)
 
 
-@attack(8, "a database server that refuses TLS (plaintext or an impostor), URL without sslmode", "SourceError: sslmode=require refuses it; no startup packet (user name) is sent")
+@attack(
+    8, "a database server that refuses TLS (plaintext or an impostor), URL without sslmode",
+    "SourceError: sslmode=require refuses it; no startup packet (user name) is sent",
+)
 def test_require_refuses_a_server_without_tls(settings):
     server = PlaintextServer()
     try:
@@ -76,7 +79,10 @@ def test_sslmode_disable_in_the_url_is_kept(settings):
     assert b"covid" in server.first_packets[0] or len(server.first_packets[0]) == 8
 
 
-@attack(8, "the AWS database URL (built from the Secrets Manager secret)", "sslmode=verify-full with the RDS CA bundle shipped in the layer")
+@attack(
+    8, "the AWS database URL (built from the Secrets Manager secret)",
+    "sslmode=verify-full with the RDS CA bundle shipped in the layer",
+)
 def test_url_from_the_secret_verifies_the_server(monkeypatch):
     with mock_aws():
         arn = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
@@ -84,10 +90,15 @@ def test_url_from_the_secret_verifies_the_server(monkeypatch):
         )["ARN"]
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         url = resolve_db_url(Settings(db_secret_arn=arn, db_ca_bundle="/opt/rds-ca/global-bundle.pem"))
-    assert url.endswith("@db.example:5432/covid_data?sslmode=verify-full&sslrootcert=%2Fopt%2Frds-ca%2Fglobal-bundle.pem")
+    assert url.endswith(
+        "@db.example:5432/covid_data?sslmode=verify-full&sslrootcert=%2Fopt%2Frds-ca%2Fglobal-bundle.pem"
+    )
 
 
-@attack(8, "verify-full with the CA bundle missing from the layer", "SourceError naming the bundle, before any connection")
+@attack(
+    8, "verify-full with the CA bundle missing from the layer",
+    "SourceError naming the bundle, before any connection",
+)
 def test_missing_ca_bundle_fails_clearly(settings, tmp_path):
     url = with_sslmode("postgresql://u:p@127.0.0.1:1/db", "verify-full", sslrootcert=str(tmp_path / "none.pem"))
     with pytest.raises(SourceError, match=r"CA bundle .*none.pem not found"):

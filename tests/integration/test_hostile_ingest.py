@@ -29,7 +29,10 @@ def wide_csv(columns: int) -> bytes:
     return (",".join(names) + "\n" + ",".join("1" for _ in names) + "\n").encode()
 
 
-@attack(7, "a CSV of 20,481 columns (Spark's CSV reader takes 20,480)", "SchemaError at ingest giving the count; nothing left behind")
+@attack(
+    7, "a CSV of 20,481 columns (Spark's CSV reader takes 20,480)",
+    "SchemaError at ingest giving the count; nothing left behind",
+)
 def test_csv_wider_than_spark_is_refused(settings, tmp_path):
     with http_server(lambda h, n: send(h, 200, wide_csv(SPARK_MAX_COLUMNS + 1))) as (url, _):
         with pytest.raises(SchemaError, match=r"20481 columns; Spark reads at most 20480"):
@@ -67,7 +70,10 @@ def drip(chunked: bool):
         pytest.param(False, id="content-length",
                      marks=attack(7, "a source that drips a byte every 20 ms", "SourceError at the download deadline")),
         pytest.param(True, id="chunked",
-                     marks=attack(7, "a chunked source that drips a byte every 20 ms", "SourceError at the download deadline")),
+                     marks=attack(
+                         7, "a chunked source that drips a byte every 20 ms",
+                         "SourceError at the download deadline",
+                     )),
     ],
 )
 def test_dripping_source_hits_the_deadline(settings, tmp_path, chunked):
@@ -94,7 +100,10 @@ def test_cross_host_redirect_is_followed_and_recorded(pg_url, settings, tmp_path
     assert manifest["sources"]["covid_data"]["final_url"] == final
 
 
-@attack(7, "a redirect to another host with COVIDLAKE_HTTP_CROSS_HOST_REDIRECTS=refuse", "SourceError naming the target; not fetched")
+@attack(
+    7, "a redirect to another host with COVIDLAKE_HTTP_CROSS_HOST_REDIRECTS=refuse",
+    "SourceError naming the target; not fetched",
+)
 def test_cross_host_redirect_can_be_refused(settings, tmp_path):
     strict = settings.model_copy(update={"http_cross_host_redirects": "refuse"})
     with http_server(lambda h, n: send(h, 200, CSV)) as (data_url, hits):
