@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from covidlake.settings import PROJECT_ROOT
 
@@ -10,6 +11,7 @@ from covidlake.settings import PROJECT_ROOT
 def load_script():
     spec = importlib.util.spec_from_file_location("security_table", PROJECT_ROOT / "scripts" / "security_table.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
