@@ -37,6 +37,9 @@ CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")  # no sign, no underscore, no list: 
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: "Content-Length " is not one
 
 
+HANDLER_LOCK = threading.Lock()
+
+
 class RequestTimeout(Exception):
     """The client did not send its headers or body within the deadline."""
 
@@ -288,7 +291,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.connection.settimeout(self.write_seconds)
         event = to_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         try:
-            result = type(self).lambda_handler(event, LocalContext())
+            # One request at a time through the handler, as one Lambda instance runs them: the
+            # Powertools resolver keeps per-request state on the shared app (KeyError '_route').
+            with HANDLER_LOCK:
+                result = type(self).lambda_handler(event, LocalContext())
         except Exception as err:  # what API Gateway does when the function fails
             self.log_error("handler failed: %r", err)
             return self._reply(500, {"message": "Internal Server Error"})
