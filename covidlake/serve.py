@@ -189,6 +189,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if first[:1] == b"\x16":
             self.send_error(400, "this port speaks plain HTTP, not TLS")
             return b""
+        end = first.find(b"\r\n\r\n", 0, self.max_head_bytes)
+        if end > 0 and self._plain_head(first[:end]):
+            return self.rfile.read(end + 4)  # the usual case: the whole head arrived at once, within the caps
         deadline = time.monotonic() + self.header_seconds
         head = bytearray()
         while True:
@@ -206,6 +209,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 return b""
             if line in (b"\r\n", b"\n"):
                 return bytes(head)
+
+    def _plain_head(self, head: bytes) -> bool:
+        """No line over the cap, no leading blank line, no folded header: nothing for the slow path."""
+        lines = head.split(b"\n")
+        return max(map(len, lines)) <= self.max_line_bytes and not any(line[:1].isspace() for line in lines)
 
     def _read_line(self, deadline: float, too_long: int) -> bytes:
         """One line of at most max_line_bytes, read a recv at a time against the deadline."""
