@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from typing import Annotated, Any, Literal, Optional, Union
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
@@ -37,6 +39,8 @@ from covidlake.settings import Settings
 
 TABLE_NAMES = list(REFINED_TABLES)
 MAX_LIMIT = 1000
+MAX_ECHO = 64  # characters of a client's value repeated in an error message
+log = logging.getLogger(__name__)
 
 # --- models --------------------------------------------------------------------------
 
@@ -100,6 +104,7 @@ class UnknownTableBody(ErrorBody):
 
 class BackendErrorBody(ErrorBody):
     query_id: Optional[str] = None
+    request_id: Optional[str] = None
 
 
 class ValidationItem(BaseModel):
@@ -169,6 +174,24 @@ def get_service() -> CachedResults:
     return _service
 
 
+def load_json_body(text: str) -> Any:
+    """json.loads for request bodies: nesting past Python's recursion limit and integers
+    past its int-str conversion limit are invalid JSON here (-> 400), not a crash (-> 500)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text[:MAX_ECHO], 0) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as err:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise json.JSONDecodeError(f"number too long ({str(err).split(';')[0]})", text[:MAX_ECHO], 0) from None
+
+
+def echo(value: str) -> str:
+    """A client's value, cut short for an error message."""
+    return value if len(value) <= MAX_ECHO else f"{value[:MAX_ECHO]}… ({len(value)} characters)"
+
+
 # --- routes --------------------------------------------------------------------------------
 
 router = Router()
@@ -236,7 +259,8 @@ def _validation_response(exc: RequestValidationError) -> Response:
     for e in errors:
         loc = tuple(e.get("loc", ()))
         if e.get("type") == "json_invalid":
-            return _error(400, "request body is not valid JSON")
+            reason = (e.get("ctx") or {}).get("error", "")
+            return _error(400, "request body is not valid JSON" + (f" ({reason})" if reason else ""))
         if loc == ("body",) and e.get("type") in _NOT_AN_OBJECT:
             return _error(400, 'request body must be a JSON object such as {"table": "continent_stats"}')
     detail = [
@@ -258,7 +282,7 @@ def install_error_handlers(app) -> None:
     def _unknown(exc: UnknownTable) -> Response:
         return _error(
             400,
-            f"unknown table {exc.name!r}; valid tables: {', '.join(TABLE_NAMES)}",
+            f"unknown table {echo(exc.name)!r}; valid tables: {', '.join(TABLE_NAMES)}",
             valid_tables=TABLE_NAMES,
         )
 
@@ -270,8 +294,25 @@ def install_error_handlers(app) -> None:
     def _failed(exc: QueryError) -> Response:
         if isinstance(exc, QueryTimeout):  # lookup walks the MRO; keep the subclass's status
             return _timeout(exc)
+        # Backend text can name the bucket, a role ARN or the account: it goes to the log only.
+        request_id = app.current_event.request_context.request_id
+        log.error("502 for request %s (query %s): %s", request_id, exc.query_id, exc.message)
         kind = "table not published yet" if isinstance(exc, TableNotPublished) else "query failed"
-        return _error(502, f"{kind}: {exc.message}", query_id=exc.query_id)
+        return _error(
+            502, f"{kind}; details are in the service log under request id {request_id}",
+            query_id=exc.query_id, request_id=request_id,
+        )
+
+    @app.exception_handler(NotFoundError)
+    def _not_found(exc: NotFoundError) -> Response:
+        event = app.current_event
+        allowed = sorted({r.method for r in app._static_routes + app._dynamic_routes if r.rule.match(event.path)})
+        if not allowed:
+            return _error(404, "Not found")
+        message = f"method {echo(event.http_method)} not allowed on {echo(event.path)}; use {', '.join(allowed)}"
+        response = _error(405, message)
+        response.headers["Allow"] = ", ".join([*allowed, "OPTIONS"] if app._cors else allowed)
+        return response
 
 
 def as_json_request(event: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class SourceObject:
     bytes: int
     rows: int
     origin: str
+    final_url: str | None = None  # after redirects; None for the database
 
 
 @dataclass
@@ -108,7 +109,7 @@ def ingest(
                 key = _raw_key(name, cap, now, previous)
                 if not storage.exists(key):
                     storage.put_file(key, cap.path)
-                sources[name] = SourceObject(key, cap.sha256, cap.bytes, cap.rows, origins[name])
+                sources[name] = SourceObject(key, cap.sha256, cap.bytes, cap.rows, origins[name], cap.final_url)
             result = IngestResult(True, run_id, f"{MANIFEST_PREFIX}{run_id}.json", now.isoformat(), sources)
             manifest = {k: v for k, v in result.to_dict().items() if k not in ("changed", "inputs")}
             # The manifest goes last: a version exists only once all its objects do.

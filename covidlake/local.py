@@ -13,7 +13,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
-from covidlake.sources import SourceError
+from covidlake.sources import SourceError, with_sslmode
 
 log = logging.getLogger(__name__)
 DATABASE = "covid_data"
@@ -43,7 +43,7 @@ def embedded_postgres(state_dir: Path) -> Iterator[str]:
             if cur.fetchone() is None:
                 cur.execute(f"CREATE DATABASE {DATABASE}")
         admin.close()
-        yield server.get_uri(DATABASE)
+        yield with_sslmode(server.get_uri(DATABASE), "disable")  # a local server without TLS, said explicitly
     finally:
         server.cleanup()
 

@@ -9,9 +9,11 @@ start a second execution (see statemachine/pipeline.asl.json).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -22,6 +24,7 @@ from covidlake.storage import LakeStorage, LocalStorage, S3Storage
 
 LOCK_NAME = ".covidlake.lock"
 S3_LOCK_KEY = "_locks/pipeline.json"
+log = logging.getLogger(__name__)
 
 
 class RunInProgress(RuntimeError):
@@ -74,23 +77,49 @@ def _file_lock(storage: LocalStorage, wait_seconds: float) -> Iterator[None]:
 
 @contextmanager
 def _s3_lock(storage: S3Storage, wait_seconds: float, ttl_seconds: float) -> Iterator[None]:
+    """Take the lock with If-None-Match: *, take over an expired one with If-Match on the ETag
+    read, release with If-Match on our own ETag: of two waiters that find the same expired
+    lock only one wins, and nobody deletes a lock that is not theirs. Between attempts the
+    wait backs off (50 ms doubling to 1 s) and stops at the deadline, whatever the lock holds."""
     deadline = time.monotonic() + wait_seconds
-    mine = {**_holder_info(), "expires_at": time.time() + ttl_seconds}
-    while not storage.put_bytes_if_absent(S3_LOCK_KEY, json.dumps(mine).encode()):
-        try:
-            holder = json.loads(storage.get_bytes(S3_LOCK_KEY))
-        except Exception:  # released between our write and this read: try again
-            continue
-        if holder.get("expires_at", 0) < time.time():
-            storage.delete(S3_LOCK_KEY)  # a crashed holder's lock, past its time-to-live
-            continue
+    # A token makes each holder's bytes, and so its ETag, unique.
+    body = json.dumps({**_holder_info(), "expires_at": time.time() + ttl_seconds, "token": uuid.uuid4().hex}).encode()
+    delay = 0.05
+    while True:
+        etag = storage.put_bytes_conditional(S3_LOCK_KEY, body)
+        if etag:
+            break
+        current = storage.get_with_etag(S3_LOCK_KEY)
+        holder = _parse_lock(current[0]) if current else None
+        if current and _expired(holder, current[2], ttl_seconds):
+            etag = storage.put_bytes_conditional(S3_LOCK_KEY, body, etag=current[1])
+            if etag:
+                log.warning("took over the expired lock %s (%s)", storage.url(S3_LOCK_KEY), _describe(holder))
+                break
         if time.monotonic() >= deadline:
+            what = _describe(holder) if holder or not current else "a lock that is not valid JSON"
             raise RunInProgress(
-                f"lake {storage.uri} is in use by {_describe(holder)} (lock {storage.url(S3_LOCK_KEY)}); "
-                f"waited {wait_seconds:g} s"
+                f"lake {storage.uri} is in use by {what} (lock {storage.url(S3_LOCK_KEY)}); waited {wait_seconds:g} s"
             )
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 1.0)
     try:
         yield
     finally:
-        storage.delete(S3_LOCK_KEY)
+        if not storage.delete_if_match(S3_LOCK_KEY, etag):
+            log.warning("lock %s was no longer ours at release: left as it is", storage.url(S3_LOCK_KEY))
+
+
+def _parse_lock(data: bytes) -> dict | None:
+    try:
+        holder = json.loads(data)
+    except ValueError:
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _expired(holder: dict | None, last_modified: float, ttl_seconds: float) -> bool:
+    """Past the holder's expires_at; a lock that cannot be read expires ttl after it was written."""
+    if holder is not None and isinstance(holder.get("expires_at"), (int, float)):
+        return holder["expires_at"] < time.time()
+    return last_modified + ttl_seconds < time.time()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import io
 import json
 import os
 import re
 import socket
 import sys
+import threading
 import time
 import uuid
 from http import HTTPStatus
@@ -31,6 +33,15 @@ from covidlake.settings import PROJECT_ROOT
 HANDLER_FILE = PROJECT_ROOT / "functions" / "show_results" / "app.py"
 REPORT_PNG = re.compile(r"/(?:report/)?([a-z0-9_]{1,64}\.png)")
 MAX_BODY_BYTES = 1024 * 1024  # API Gateway allows 10 MB; nothing here needs more than a few bytes
+CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")  # no sign, no underscore, no list: anything else is 400
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: "Content-Length " is not one
+
+
+HANDLER_LOCK = threading.Lock()
+
+
+class RequestTimeout(Exception):
+    """The client did not send its headers or body within the deadline."""
 
 
 class LocalContext:
@@ -124,41 +135,174 @@ def _reason(status: int) -> str:
 
 
 class ApiRequestHandler(BaseHTTPRequestHandler):
+    """The stdlib's request parsing behind limits: the request line and headers are read
+    under a size cap and a deadline, then handed to ``parse_request``; the body has its own
+    deadline; every error, the stdlib's own included, is JSON."""
+
     protocol_version = "HTTP/1.1"  # keep-alive
     server_version = "covidlake"
     sys_version = ""
     lambda_handler: Callable[[dict, Any], dict]
     access_log = False
     report_dir: Path | None = None
+    max_line_bytes = 8 * 1024  # the request line (414) or one header line (431)
+    max_head_bytes = 64 * 1024  # the request line and all headers (431)
+    idle_seconds = 30.0  # keep-alive: how long to wait for the next request
+    header_seconds = 10.0  # from a request's first byte to the end of its headers (408)
+    body_seconds = 10.0  # for the whole body (408)
+    write_seconds = 10.0  # for each write of a response to a client that does not read
 
     def setup(self) -> None:
         super().setup()
         # One write per response and no Nagle delay on keep-alive connections.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _serve(self) -> None:
-        if self.command in ("GET", "HEAD") and self.headers.get("Content-Length", "0") == "0" and self._serve_report():
-            return None
-        length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._reply(411, {"message": "send a Content-Length (chunked bodies are not supported)"})
+    def handle_one_request(self) -> None:
+        self.command, self.request_version, self.close_connection = "", "HTTP/1.1", True
         try:
-            size = int(length) if length else 0
-        except ValueError:
-            return self._reply(400, {"message": "invalid Content-Length"})
-        if size < 0:
-            return self._reply(400, {"message": "invalid Content-Length"})
-        if size > MAX_BODY_BYTES:
-            # Drain a moderately large body so the client reads the answer, then hang up.
+            head = self._read_head()
+        except RequestTimeout:
+            return self._reply(408, {"message": f"request headers not received within {self.header_seconds:g} s"})
+        except TooLarge as err:
+            return self.send_error(err.status, err.message)
+        except (ConnectionError, TimeoutError):
+            return None
+        if not head:
+            return None
+        line, _, rest = head.partition(b"\n")
+        self.raw_requestline, self.requestline = line + b"\n", ""
+        socket_file, self.rfile = self.rfile, io.BytesIO(rest)
+        try:
+            parsed = self.parse_request()  # the stdlib's parser, over the bytes read above
+        finally:
+            self.rfile = socket_file
+        if parsed:
+            self._serve()
+
+    def _read_head(self) -> bytes:
+        """The request line and headers, or b"" if the client closed or stayed idle."""
+        self.connection.settimeout(self.idle_seconds)
+        try:
+            first = self.rfile.peek(1)
+        except TimeoutError:
+            return b""
+        if first[:1] == b"\x16":
+            self.send_error(400, "this port speaks plain HTTP, not TLS")
+            return b""
+        end = first.find(b"\r\n\r\n", 0, self.max_head_bytes)
+        if end > 0 and self._plain_head(first[:end]):
+            return self.rfile.read(end + 4)  # the usual case: the whole head arrived at once, within the caps
+        deadline = time.monotonic() + self.header_seconds
+        head = bytearray()
+        while True:
+            line = self._read_line(deadline, 431 if head else 414)
+            if not line.endswith(b"\n"):
+                return b""  # closed mid-request
+            if not head and line.strip() == b"":
+                continue  # RFC 9112: ignore empty lines before the request line
+            if head and line[:1] in b" \t":
+                self.send_error(400, "obsolete line folding in a header")
+                return b""
+            head += line
+            if len(head) > self.max_head_bytes:
+                self.send_error(431, f"request headers over {self.max_head_bytes} bytes")
+                return b""
+            if line in (b"\r\n", b"\n"):
+                return bytes(head)
+
+    def _plain_head(self, head: bytes) -> bool:
+        """No line over the cap, no leading blank line, no folded header: nothing for the slow path."""
+        lines = head.split(b"\n")
+        return max(map(len, lines)) <= self.max_line_bytes and not any(line[:1].isspace() for line in lines)
+
+    def _read_line(self, deadline: float, too_long: int) -> bytes:
+        """One line of at most max_line_bytes, read a recv at a time against the deadline."""
+        line = bytearray()
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout
+            self.connection.settimeout(remaining)
+            try:
+                chunk = self.rfile.peek(1)  # what is buffered, or one recv
+            except TimeoutError:
+                raise RequestTimeout from None
+            if not chunk:
+                break
+            end = chunk.find(b"\n")
+            line += self.rfile.read(min(len(chunk) if end < 0 else end + 1, self.max_line_bytes + 1 - len(line)))
+            if len(line) > self.max_line_bytes:
+                raise TooLarge(too_long, f"a line over {self.max_line_bytes} bytes in the request head")
+        return bytes(line)
+
+    def _read_body(self, size: int, keep: bool = True) -> bytes:
+        """size bytes of body within body_seconds (408 otherwise); keep=False drains them."""
+        deadline, parts = time.monotonic() + self.body_seconds, []
+        while size > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout
+            self.connection.settimeout(remaining)
+            try:
+                chunk = self.rfile.read1(min(size, 65536))
+            except TimeoutError:
+                raise RequestTimeout from None
+            if not chunk:
+                raise ConnectionResetError("client closed mid-body")
+            size -= len(chunk)
+            if keep:
+                parts.append(chunk)
+        return b"".join(parts)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's errors (bad request line, 414, 431, 505, ...) as JSON like every other, then close."""
+        self.close_connection = True
+        text = message or _reason(code)
+        self._reply(code, {"message": text if len(text) <= 200 else text[:200] + "…"})
+
+    def _framing_error(self) -> tuple[int, str] | None:
+        """Strict Content-Length / Transfer-Encoding: what two servers could read two ways is refused."""
+        lengths = self.headers.get_all("Content-Length") or []
+        if self.headers.defects or any(not HEADER_NAME.fullmatch(name) for name in self.headers.keys()):
+            return 400, "invalid header line"  # e.g. "Content-Length : 5", which ends the stdlib's header parse
+        if lengths and self.headers.get_all("Transfer-Encoding"):
+            return 400, "both Transfer-Encoding and Content-Length"
+        if self.headers.get_all("Transfer-Encoding"):
+            return 411, "send a Content-Length (chunked bodies are not supported)"
+        if len(lengths) > 1:
+            return 400, "more than one Content-Length"
+        if lengths and not CONTENT_LENGTH.fullmatch(lengths[0]):
+            return 400, "invalid Content-Length"
+        return None
+
+    def _serve(self) -> None:
+        self.connection.settimeout(self.write_seconds)
+        error = self._framing_error()
+        if error:
+            self.close_connection = True  # where this body ends is unknown: read no more
+            return self._reply(error[0], {"message": error[1]})
+        size = int(self.headers.get("Content-Length") or 0)
+        if self.command in ("GET", "HEAD") and size == 0 and self._serve_report():
+            return None
+        try:
+            if size > MAX_BODY_BYTES:
+                # Drain a moderately large body so the client reads the answer, then hang up.
+                self.close_connection = True
+                if size <= 16 * MAX_BODY_BYTES:
+                    self._read_body(size, keep=False)
+                return self._reply(413, {"message": f"request body over {MAX_BODY_BYTES} bytes"})
+            body = self._read_body(size)
+        except RequestTimeout:
             self.close_connection = True
-            if size <= 16 * MAX_BODY_BYTES:
-                while size > 0:
-                    size -= len(self.rfile.read(min(size, 65536)) or b"x" * size)
-            return self._reply(413, {"message": f"request body over {MAX_BODY_BYTES} bytes"})
-        body = self.rfile.read(size) if size else b""
+            return self._reply(408, {"message": f"request body not received within {self.body_seconds:g} s"})
+        finally:
+            self.connection.settimeout(self.write_seconds)
         event = to_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         try:
-            result = type(self).lambda_handler(event, LocalContext())
+            # One request at a time through the handler, as one Lambda instance runs them: the
+            # Powertools resolver keeps per-request state on the shared app (KeyError '_route').
+            with HANDLER_LOCK:
+                result = type(self).lambda_handler(event, LocalContext())
         except Exception as err:  # what API Gateway does when the function fails
             self.log_error("handler failed: %r", err)
             return self._reply(500, {"message": "Internal Server Error"})
@@ -188,13 +332,6 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             return True
         self._send(200, {"Content-Type": content_type, "Cache-Control": "no-cache"}, file.read_bytes(), [])
         return True
-
-    def __getattr__(self, name: str):
-        # Every method (GET, POST, ..., TRACE, anything) goes to the handler, as with
-        # API Gateway's $default route; the resolver answers 404 where nothing matches.
-        if name.startswith("do_"):
-            return self._serve
-        raise AttributeError(name)
 
     def _write_result(self, result: dict) -> None:
         status = int(result.get("statusCode", 200))
@@ -227,10 +364,51 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             sys.stderr.write("%s - [%s] %s\n" % (self.address_string(), self.log_date_time_string(), format % args))
 
 
+class TooLarge(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
 class ApiServer(ThreadingHTTPServer):
+    """One thread per connection, at most max_connections at once; more get 503 JSON."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def __init__(self, address, handler, max_connections: int = 64) -> None:
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections = max_connections
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            return self._refuse(request)
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        body = json.dumps({"statusCode": 503, "message": f"over {self.max_connections} connections; retry"}).encode()
+        head = (
+            f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            request.settimeout(1.0)
+            request.sendall(head.encode() + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def handle_error(self, request, client_address) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
@@ -238,8 +416,15 @@ class ApiServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def make_server(lake: str, host: str = "127.0.0.1", port: int = 3000, access_log: bool = False) -> ApiServer:
-    """A server over the lake's refined zone, not yet serving (port 0: any free port)."""
+def make_server(
+    lake: str, host: str = "127.0.0.1", port: int = 3000, access_log: bool = False,
+    max_connections: int = 64, **limits: float,
+) -> ApiServer:
+    """A server over the lake's refined zone, not yet serving (port 0: any free port).
+    limits: override ApiRequestHandler's deadlines and size caps (header_seconds=..., ...)."""
+    unknown = set(limits) - {k for k in vars(ApiRequestHandler) if k.endswith(("_seconds", "_bytes"))}
+    if unknown:
+        raise TypeError(f"unknown limits: {', '.join(sorted(unknown))}")
     os.environ["COVIDLAKE_LAKE_URI"] = str(lake)
     os.environ["COVIDLAKE_QUERY_BACKEND"] = "duckdb"
     # One EMF blob per request on stdout is for CloudWatch; locally it only slows things down.
@@ -260,9 +445,10 @@ def make_server(lake: str, host: str = "127.0.0.1", port: int = 3000, access_log
             "lambda_handler": staticmethod(module.lambda_handler),
             "access_log": access_log,
             "report_dir": None if str(lake).startswith("s3://") else Path(lake) / "report",
+            **limits,
         },
     )
-    return ApiServer((host, port), handler)
+    return ApiServer((host, port), handler, max_connections)
 
 
 @click.command("serve")

@@ -36,7 +36,16 @@ class Settings(BaseSettings):
     http_retries: int = Field(3, ge=0)
     http_backoff: float = Field(0.5, ge=0)
     max_download_bytes: int = Field(2 * 1024**3, gt=0)
+    # the whole download, first byte to last: a source that drips cannot hold ingest until
+    # the Lambda's own timeout (900 s, shared with the database extract)
+    http_download_deadline_seconds: float = Field(600.0, gt=0)
+    # a redirect to another host: follow it (the manifest records the final URL) or refuse it;
+    # https -> http is always refused
+    http_cross_host_redirects: Literal["follow", "refuse"] = "follow"
     db_connect_timeout: int = Field(5, gt=0)
+    # AWS: the RDS CA bundle the layer ships (layer/Makefile); URLs built from the secret use
+    # sslmode=verify-full against it. Other URLs get sslmode=require unless they name a mode.
+    db_ca_bundle: str = "/opt/rds-ca/global-bundle.pem"
 
     # ETL: fail the run (publishing nothing) if more of an input's rows are rejected
     max_rejected_share: float = Field(0.05, ge=0, le=1)

@@ -10,8 +10,13 @@ import csv
 import hashlib
 import io
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 from covidlake.schemas import COUNTRY_DATA, COVID_FACTS, TableSchema, canonical_columns
 from covidlake.settings import Settings
@@ -25,12 +30,26 @@ class SchemaError(ValueError):
     """Input does not have the columns a table needs."""
 
 
+# Spark's CSV reader stops at this many columns (option maxColumns) with a Java trace.
+SPARK_MAX_COLUMNS = 20_480
+
+
+def within_spark_columns(records: Iterator[list[str]], where: str) -> Iterator[list[str]]:
+    """The records, refusing any (the header is record 1) wider than Spark's CSV reader takes."""
+    for number, record in enumerate(records, start=1):
+        if len(record) > SPARK_MAX_COLUMNS:
+            which = "the header" if number == 1 else f"record {number}"
+            raise SchemaError(f"{where}: {which} has {len(record)} columns; Spark reads at most {SPARK_MAX_COLUMNS}")
+        yield record
+
+
 @dataclass(frozen=True)
 class Capture:
     path: Path
     sha256: str
     bytes: int
     rows: int
+    final_url: str | None = None  # where the bytes came from after redirects (HTTP sources)
 
 
 def check_header(header: list[str], schema: TableSchema, where: str) -> list[str]:
@@ -53,7 +72,7 @@ def inspect_csv(path: Path, schema: TableSchema, where: str) -> int:
     """Check a captured CSV's header against schema; return its number of data rows."""
     try:
         with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
+            reader = within_spark_columns(csv.reader(fh), where)
             header = next(reader, [])
             check_header(header, schema, where)
             rows = sum(1 for record in reader if any(field.strip() for field in record))
@@ -81,11 +100,64 @@ def _http_session(settings: Settings):
         allowed_methods=frozenset({"GET"}),
         raise_on_status=True,
     )
-    session = requests.Session()
+    session = _redirect_checking_session(settings)
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _redirect_checking_session(settings: Settings):
+    """A requests.Session that refuses https -> http redirects, and cross-host ones when
+    settings say so, before following them (requests follows every redirect otherwise)."""
+    import requests
+
+    class RedirectCheckingSession(requests.Session):
+        def get_redirect_target(self, resp):
+            target = super().get_redirect_target(resp)
+            if target:
+                check_redirect(resp.url, urljoin(resp.url, target), settings)
+            return target
+
+    return RedirectCheckingSession()
+
+
+def check_redirect(origin: str, target: str, settings: Settings) -> None:
+    old, new = urlsplit(origin), urlsplit(target)
+    if old.scheme == "https" and new.scheme != "https":
+        raise SourceError(f"{origin}: refused a redirect from https to {new.scheme or 'a relative'} URL {target}")
+    if settings.http_cross_host_redirects == "refuse" and old.hostname != new.hostname:
+        raise SourceError(
+            f"{origin}: refused a redirect to another host ({target}; COVIDLAKE_HTTP_CROSS_HOST_REDIRECTS=refuse)"
+        )
+
+
+@contextmanager
+def download_deadline(resp, deadline: float, seconds: float, url: str) -> Iterator[None]:
+    """Shut the response's socket at the deadline (urllib3's HTTPResponse.shutdown, meant for
+    a read blocked in another thread), so a source dripping a byte a second ends here.
+    deadline: a time.monotonic() value; seconds: the whole budget, for the message."""
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        with suppress(Exception):  # already closed or released: nothing left to stop
+            resp.raw.shutdown()
+
+    timer = threading.Timer(max(deadline - time.monotonic(), 0.0), stop)
+    timer.daemon = True
+    timer.start()
+    message = f"{url}: download not finished within {seconds:g} s (COVIDLAKE_HTTP_DOWNLOAD_DEADLINE_SECONDS)"
+    try:
+        yield
+    except Exception:
+        if fired.is_set():
+            raise SourceError(message) from None
+        raise
+    finally:
+        timer.cancel()
+    if fired.is_set():  # the shutdown may read as a clean end of a chunked body
+        raise SourceError(message)
 
 
 def download_csv(url: str, dest: Path, settings: Settings) -> Capture:
@@ -95,10 +167,11 @@ def download_csv(url: str, dest: Path, settings: Settings) -> Capture:
 
     sha = hashlib.sha256()
     received = 0
+    deadline = time.monotonic() + settings.http_download_deadline_seconds
     try:
         with _http_session(settings) as session, session.get(
             url, stream=True, timeout=(settings.http_connect_timeout, settings.http_read_timeout)
-        ) as resp:
+        ) as resp, download_deadline(resp, deadline, settings.http_download_deadline_seconds, url):
             if resp.status_code >= 400:
                 raise SourceError(f"{url}: HTTP {resp.status_code} {resp.reason}")
             declared = resp.headers.get("Content-Length")
@@ -130,7 +203,7 @@ def download_csv(url: str, dest: Path, settings: Settings) -> Capture:
         dest.unlink(missing_ok=True)
         raise SourceError(f"{url}: download failed mid-body ({type(err).__name__}: {err})") from None
     rows = inspect_csv(dest, COVID_FACTS, f"COVID CSV from {url}")
-    return Capture(dest, sha.hexdigest(), received, rows)
+    return Capture(dest, sha.hexdigest(), received, rows, final_url=resp.url)
 
 
 def _reason(err: Exception) -> str:
@@ -139,13 +212,44 @@ def _reason(err: Exception) -> str:
     return str(reason or inner)
 
 
+def with_sslmode(db_url: str, mode: str, **extra: str) -> str:
+    """db_url with sslmode=mode (and extra parameters) unless it already names an sslmode."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(db_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k == "sslmode" for k, _ in query):
+        return db_url
+    return urlunsplit(parts._replace(query=urlencode([*query, ("sslmode", mode), *extra.items()])))
+
+
+def _missing_ca_bundle(db_url: str) -> str | None:
+    from urllib.parse import parse_qs, urlsplit
+
+    params = parse_qs(urlsplit(db_url).query)
+    if params.get("sslmode", [""])[-1] not in ("verify-ca", "verify-full"):
+        return None
+    bundle = params.get("sslrootcert", [""])[-1]
+    return bundle if bundle and not Path(bundle).is_file() else None
+
+
 def connect(db_url: str, settings: Settings):
+    """Connect over TLS: sslmode=require unless the URL names a mode (the embedded local
+    server's URL says disable; URLs built from the AWS secret say verify-full)."""
     import psycopg2
 
+    db_url = with_sslmode(db_url, "require")
+    bundle = _missing_ca_bundle(db_url)
+    if bundle:
+        raise SourceError(
+            f"cannot verify PostgreSQL at {redact(db_url)}: CA bundle {bundle} not found "
+            "(the layer ships it, see layer/Makefile; or set COVIDLAKE_DB_CA_BUNDLE)"
+        )
     try:
         return psycopg2.connect(db_url, connect_timeout=settings.db_connect_timeout)
     except psycopg2.OperationalError as err:
-        raise SourceError(f"cannot connect to PostgreSQL at {redact(db_url)}: {str(err).strip()}") from None
+        hint = " (a server without TLS: add sslmode=disable to the URL)" if "SSL" in str(err) else ""
+        raise SourceError(f"cannot connect to PostgreSQL at {redact(db_url)}: {str(err).strip()}{hint}") from None
 
 
 def redact(db_url: str) -> str:
@@ -207,7 +311,9 @@ def resolve_db_url(settings: Settings) -> str:
     port = creds.get("port", settings.db_port)
     name = settings.db_name or creds.get("dbname")
     user, password = quote(creds["username"], safe=""), quote(creds["password"], safe="")
-    return f"postgresql://{user}:{password}@{host}:{port}/{name}?sslmode=prefer"
+    # verify-full: TLS, the RDS CA, and the host name checked against the certificate
+    return with_sslmode(f"postgresql://{user}:{password}@{host}:{port}/{name}", "verify-full",
+                        sslrootcert=settings.db_ca_bundle)
 
 
 def read_country_csv(path: Path) -> tuple[list[str], list[list[object]]]:

@@ -176,20 +176,48 @@ class S3Storage(LakeStorage):
     def get_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
-    def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
-        """A conditional write (If-None-Match: *): False if the object already exists."""
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    # Conditional writes for the run lock: each returns None where another writer won.
+    _LOST = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "404")
+
+    def put_bytes_conditional(self, key: str, data: bytes, etag: str | None = None) -> str | None:
+        """Write data if key is absent (etag None: If-None-Match *) or still has this ETag
+        (If-Match); the new ETag, or None if the condition failed."""
+        from botocore.exceptions import ClientError
+
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            return self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)["ETag"]
+        except ClientError as err:
+            if err.response["Error"]["Code"] in self._LOST:
+                return None
+            raise
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str, float] | None:
+        """(body, ETag, last-modified epoch seconds), or None if the key is absent."""
         from botocore.exceptions import ClientError
 
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as err:
+            if err.response["Error"]["Code"] in self._LOST:
+                return None
+            raise
+        return obj["Body"].read(), obj["ETag"], obj["LastModified"].timestamp()
+
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        """Delete key only if it still has this ETag; False if it changed or is gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key), IfMatch=etag)
             return True
         except ClientError as err:
-            if err.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
+            if err.response["Error"]["Code"] in self._LOST:
                 return False
             raise
-
-    def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix)

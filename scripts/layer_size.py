@@ -54,7 +54,9 @@ def build_layer(dest: Path, python: str = sys.executable) -> Path:
     if make is None:
         raise RuntimeError("make is required to build the layer")
     proc = subprocess.run(
-        [make, "-s", "-C", str(ROOT / "layer"), "build-CovidlakeLayer", f"ARTIFACTS_DIR={dest}", f"PYTHON={python}"],
+        [make, "-s", "-C", str(ROOT / "layer"), "build-CovidlakeLayer", f"ARTIFACTS_DIR={dest}", f"PYTHON={python}",
+         # offline: the RDS CA bundle (~170 KB) is fetched by `sam build` only, unless given
+         f"RDS_CA_BUNDLE={os.environ.get('RDS_CA_BUNDLE', 'none')}"],
         capture_output=True, text=True,
     )
     if proc.returncode != 0:

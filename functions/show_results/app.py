@@ -27,6 +27,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "covi
 app = APIGatewayHttpResolver(
     enable_validation=True,
     cors=CORSConfig(allow_origin=settings.api_cors_origin, max_age=600),
+    json_body_deserializer=api.load_json_body,  # deep nesting, huge integers: 400, not 500
 )
 api.configure(app)
 

@@ -316,7 +316,7 @@ def test_handler_on_athena_failure_is_502(athena_settings, api_handler_athena, m
     monkeypatch.setenv("COVIDLAKE_ATHENA_WORKGROUP", "missing")
     api.set_service(None)
     status, _, body = api_handler_athena({"table": "clusters"})
-    assert status == 502 and "WorkGroup" in body["message"]
+    assert status == 502 and "WorkGroup" not in body["message"] and body["request_id"]  # the detail is logged
 
 
 @pytest.fixture

@@ -172,7 +172,7 @@ def test_backend_failure_is_502_with_query_id(api_handler, use_backend):
     status, _, body = api_handler("POST", "/showResults", {"table": "clusters"})
     assert status == 502
     assert body["query_id"] == "q-123"
-    assert "SYNTAX_ERROR" in body["message"]
+    assert "SYNTAX_ERROR" not in body["message"] and body["request_id"] in body["message"]
 
 
 def test_timeout_is_504_with_query_id(api_handler, use_backend):

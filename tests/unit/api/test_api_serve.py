@@ -59,7 +59,8 @@ def test_errors_over_http(server):
     assert request(port, "POST", "/showResults", b"{oops")[0] == 400
     assert request(port, "POST", "/showResults", {"table": "nope"})[0] == 400
     assert request(port, "POST", "/showResults", {"table": "clusters", "limit": 0})[0] == 422
-    assert request(port, "GET", "/showResults")[0] == 404
+    assert request(port, "GET", "/showResults")[0] == 405
+    assert request(port, "GET", "/nowhere")[0] == 404
     status, headers, _ = request(port, "OPTIONS", "/showResults", headers={"Origin": "https://x.org"})
     assert status == 204 and "POST" in headers["Access-Control-Allow-Methods"]
 
