@@ -161,10 +161,16 @@ def cluster_summary(clustered: DataFrame) -> DataFrame:
     )
 
 
+def local_copy(df: DataFrame) -> DataFrame:
+    """A few hundred rows collected once and handed back as a local relation: the
+    tables built on it start no job to read their input again."""
+    return df.sparkSession.createDataFrame(df.collect(), df.schema)
+
+
 def build_refined(snapshot: DataFrame) -> dict[str, DataFrame]:
     """The trusted snapshot -> every refined table, keyed by name."""
-    base = countries(snapshot).cache()
-    clustered = clusters(base).cache()
+    base = local_copy(countries(snapshot))
+    clustered = local_copy(clusters(base))
     tables = {
         "continent_stats": continent_stats(base),
         "numeric_summary": numeric_summary(base),
@@ -185,9 +191,11 @@ def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:
     rows: dict[str, int] = {}
     try:
         for name, df in build_refined(snapshot).items():
-            # One ordered file per table keeps the table's natural order for readers.
-            df.coalesce(1).write.mode("overwrite").parquet(storage.url(f"{staging}/{name}"))
-            rows[name] = spark.read.parquet(storage.url(f"{staging}/{name}")).count()
+            # Each table is a few rows: computed once, counted on the driver, written from
+            # there as one ordered file (the table's natural order for readers).
+            collected = df.collect()
+            rows[name] = len(collected)
+            spark.createDataFrame(collected, df.schema).coalesce(1).write.mode("overwrite").parquet(storage.url(f"{staging}/{name}"))
         storage.publish({f"{staging}/{name}": f"refined/{name}" for name in rows})
     finally:
         storage.delete_prefix(staging)
