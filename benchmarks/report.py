@@ -16,9 +16,10 @@ def _fmt_rows(n: int) -> str:
     return f"{n:,}"
 
 
-def _load(result: dict) -> str:
-    """The 1-minute load average before → after the kept (best) attempt."""
-    load = result.get("load")
+def _load(result: dict, run: dict | None = None) -> str:
+    """The 1-minute load average before → after the kept (best) attempt (older entries:
+    before → after the whole size)."""
+    load = result.get("load") or (run and [run["load_before"][0], run["load_after"][0]])
     return f"{load[0]} → {load[1]}" if load else "?"
 
 
@@ -44,18 +45,18 @@ def _targets(results: dict, runs: dict[int, dict]) -> list[tuple[str, str, str]]
         floor = r430.get("spark_floor", {}).get("seconds")
         vs = f"; {t / floor:.2f}× the Spark floor ({floor:.1f} s)" if floor else ""
         out.append(("whole pipeline on 4.3×10^5 rows < 25 s (≤ 1.5× the Spark floor)",
-                    f"{t:.1f} s (child process {s['process_seconds']:.1f} s){vs}, load {_load(s)}", _verdict(t, 25)))
+                    f"{t:.1f} s (child process {s['process_seconds']:.1f} s){vs}, load {_load(s, r430)}", _verdict(t, 25)))
     for n in sorted(runs):
         s = runs[n]["spark"]
         if "analytics" in s["stage_seconds"] and n in (100_000, 430_000):
             t = s["stage_seconds"]["analytics"]
-            out.append((f"analytics on ~235 countries < 2 s ({_fmt_rows(n)} run)", f"{t:.2f} s, load {_load(s)}",
+            out.append((f"analytics on ~235 countries < 2 s ({_fmt_rows(n)} run)", f"{t:.2f} s, load {_load(s, runs[n])}",
                         _verdict(t, 2)))
     r7 = runs.get(10**7)
     if r7:
         s = r7["spark"]
         out.append(("10^7 rows: whole pipeline < 120 s",
-                    f"{s['pipeline_seconds']:.1f} s at {r7.get('commit', '?')}, load {_load(s)}",
+                    f"{s['pipeline_seconds']:.1f} s at {r7.get('commit', '?')}, load {_load(s, r7)}",
                     _verdict(s["pipeline_seconds"], 120)))
         peak = s["peak_rss"] / GB
         out.append(("10^7 rows: peak memory of the process tree < 4 GB", f"{peak:.2f} GB", _verdict(peak, 4, " GB")))
@@ -126,7 +127,7 @@ def render_markdown(results: dict, notes: str = "") -> str:
             f"{s['pipeline_seconds'] / n * 1e6:.2f} | {s['peak_rss'] / GB:.2f} | {etl:.1f} | "
             f"{s['stage_seconds'].get('analytics', 0):.1f} | {floor if floor is not None else '–'} | "
             f"{ref if ref is not None else '–'} | {f'{etl / ref:.2f}' if ref else '–'} | "
-            f"{per_floor} | {_load(s)} |"
+            f"{per_floor} | {_load(s, r)} |"
         )
     for n in sorted(runs):
         r = runs[n]
@@ -170,7 +171,8 @@ def render_markdown(results: dict, notes: str = "") -> str:
         if ref:
             lines += ["", f"Trusted rows (Spark): {s['zone_rows'].get('trusted')}; DuckDB reference: {ref['rows']}"
                       f" ({'same' if ref.get('same_rows_as_spark') else 'DIFFERENT'})."]
-        lines += ["", f"Best of {len(s.get('attempts', [])) or 1}, load average (1 min) beside each: pipeline "
+        if s.get("attempts"):
+            lines += ["", f"Best of {len(s['attempts'])}, load average (1 min) beside each: pipeline "
                       f"{_attempts(s)}" + (f"; DuckDB {_attempts(ref)}" if ref else "")
                   + (f"; Spark floor {_attempts(floor)}" if floor else "") + "."]
         if r.get("profile"):

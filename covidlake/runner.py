@@ -69,10 +69,10 @@ def stage_detail(report: RunReport, stage: str) -> str:
     seconds = report.stage_seconds.get(stage) or 0.0
     if stage == "ingest" and report.ingest is not None:
         covid = report.ingest.sources["covid_data"]
-        rate = f", {covid.bytes / 1e6 / seconds:,.0f} MB/s" if seconds > 0 else ""
+        unit, scale = ("MB", 1e6) if covid.bytes >= 100_000 else ("kB", 1e3)
+        rate = f", {covid.bytes / scale / seconds:,.1f} {unit}/s" if seconds > 0 else ""
         changed = "" if report.ingest.changed else ", unchanged"
-        size = f"{covid.bytes / 1e6:,.1f} MB" if covid.bytes >= 100_000 else f"{covid.bytes / 1e3:,.1f} kB"
-        return f"{size}{rate}, {covid.rows:,} rows{changed}"
+        return f"{covid.bytes / scale:,.1f} {unit}{rate}, {covid.rows:,} rows{changed}"
     if stage == "etl" and report.quality:
         rejected = sum(n for rules in report.quality.get("rejected", {}).values() for n in rules.values())
         return f"{report.quality['rows_out']['daily']:,} daily rows, {rejected:,} rejected"

@@ -11,7 +11,7 @@ import json
 import sys
 from datetime import datetime, timezone
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from covidlake.schemas import REFINED_TABLES, REFINED_VERSION_KEY
@@ -161,16 +161,10 @@ def cluster_summary(clustered: DataFrame) -> DataFrame:
     )
 
 
-def local_copy(df: DataFrame) -> DataFrame:
-    """A few hundred rows collected once and handed back as a local relation: the
-    tables built on it start no job to read their input again."""
-    return df.sparkSession.createDataFrame(df.collect(), df.schema)
-
-
 def build_refined(snapshot: DataFrame) -> dict[str, DataFrame]:
     """The trusted snapshot -> every refined table, keyed by name."""
-    base = local_copy(countries(snapshot))
-    clustered = local_copy(clusters(base))
+    base = countries(snapshot).cache()
+    clustered = clusters(base).cache()
     tables = {
         "continent_stats": continent_stats(base),
         "numeric_summary": numeric_summary(base),
@@ -191,11 +185,13 @@ def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:
     rows: dict[str, int] = {}
     try:
         for name, df in build_refined(snapshot).items():
-            # Each table is a few rows: computed once, counted on the driver, written from
-            # there as one ordered file (the table's natural order for readers).
-            collected = df.collect()
-            rows[name] = len(collected)
-            spark.createDataFrame(collected, df.schema).coalesce(1).write.mode("overwrite").parquet(storage.url(f"{staging}/{name}"))
+            # One ordered file per table keeps the table's natural order for readers; its
+            # rows are counted as it is written (no re-read, no second job).
+            counted = Observation(f"refined_{name}")
+            df.observe(counted, F.count(F.lit(1)).alias("rows")).coalesce(1).write.mode("overwrite").parquet(
+                storage.url(f"{staging}/{name}")
+            )
+            rows[name] = counted.get["rows"]
         storage.publish({f"{staging}/{name}": f"refined/{name}" for name in rows})
     finally:
         storage.delete_prefix(staging)

@@ -189,9 +189,11 @@ def conform_countries(raw: DataFrame) -> DataFrame:
 
 
 def local_countries(countries: DataFrame) -> DataFrame:
-    """The conformed country table (a few hundred rows) collected once and handed back
-    as a local relation: every later plan uses it without another job."""
-    return countries.sparkSession.createDataFrame(countries.collect(), countries.schema)
+    """The conformed country table (a few hundred rows), cached: computed once (when its
+    locations are collected), then read from memory by every later plan. (Not
+    createDataFrame of the collected rows: that is a Python RDD, and each job reading it
+    would start Python workers.)"""
+    return countries.cache()
 
 
 def typed_facts(raw: DataFrame, known_locations: list[str]) -> DataFrame:
@@ -445,6 +447,7 @@ def write_trusted(
         if manifest_key and storage.exists(manifest_key):
             record_in_manifest(storage, manifest_key, summary)
     finally:
+        tables.countries.unpersist()
         storage.delete_prefix(staging)
     return summary
 

@@ -189,4 +189,4 @@ def test_cli_run_shows_each_stage_once_and_no_spark_banner(tmp_path):
     assert len(lines) == len(STAGE_LABELS), result.stderr
     for line, label in zip(lines, STAGE_LABELS.values()):
         assert line.strip().startswith(label) and " s" in line
-    assert "247 rows" in lines[1] and "MB/s" in lines[1]
+    assert "247 rows" in lines[1] and "kB/s" in lines[1]
