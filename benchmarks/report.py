@@ -36,7 +36,8 @@ def _targets(results: dict, runs: dict[int, dict]) -> list[tuple[str, str, str]]
     out = []
     bundled = results.get("bundled")
     if bundled:
-        out.append(("bundled `covidlake run` after install < 12 s", f"{bundled['seconds']:.1f} s, load {_load(bundled)}",
+        out.append(("bundled `covidlake run` after install < 12 s",
+                    f"{bundled['seconds']:.1f} s, load {_load(bundled)}",
                     _verdict(bundled["seconds"], 12)))
     r430 = runs.get(430_000)
     if r430:
@@ -45,12 +46,14 @@ def _targets(results: dict, runs: dict[int, dict]) -> list[tuple[str, str, str]]
         floor = r430.get("spark_floor", {}).get("seconds")
         vs = f"; {t / floor:.2f}× the Spark floor ({floor:.1f} s)" if floor else ""
         out.append(("whole pipeline on 4.3×10^5 rows < 25 s (≤ 1.5× the Spark floor)",
-                    f"{t:.1f} s (child process {s['process_seconds']:.1f} s){vs}, load {_load(s, r430)}", _verdict(t, 25)))
+                    f"{t:.1f} s (child process {s['process_seconds']:.1f} s){vs}, load {_load(s, r430)}",
+                    _verdict(t, 25)))
     for n in sorted(runs):
         s = runs[n]["spark"]
         if "analytics" in s["stage_seconds"] and n in (100_000, 430_000):
             t = s["stage_seconds"]["analytics"]
-            out.append((f"analytics on ~235 countries < 2 s ({_fmt_rows(n)} run)", f"{t:.2f} s, load {_load(s, runs[n])}",
+            out.append((f"analytics on ~235 countries < 2 s ({_fmt_rows(n)} run)",
+                        f"{t:.2f} s, load {_load(s, runs[n])}",
                         _verdict(t, 2)))
     r7 = runs.get(10**7)
     if r7:
@@ -166,7 +169,8 @@ def render_markdown(results: dict, notes: str = "") -> str:
         if floor and ref:
             lines.append(
                 f"| Spark floor (CSV → typed Parquet + snapshot, JVM start incl.) | {floor['seconds']:.2f} | "
-                f"{n / floor['seconds']:,.0f} | {floor['peak_rss'] / GB:.2f} | {floor['seconds'] / ref['seconds']:.2f} |"
+                f"{n / floor['seconds']:,.0f} | {floor['peak_rss'] / GB:.2f} | "
+                f"{floor['seconds'] / ref['seconds']:.2f} |"
             )
         if ref:
             lines += ["", f"Trusted rows (Spark): {s['zone_rows'].get('trusted')}; DuckDB reference: {ref['rows']}"
@@ -209,7 +213,8 @@ def render_plot(results: dict, png: Path) -> None:
         ax.plot(*zip(*ref), marker="s", linestyle="--", color="black", label="DuckDB reference (raw → trusted)")
     floor = [(n, runs[n]["spark_floor"]["seconds"]) for n in sizes if "spark_floor" in runs[n]]
     if floor:
-        ax.plot(*zip(*floor), marker="^", linestyle="--", color="dimgrey", label="Spark floor (CSV → Parquet + snapshot)")
+        ax.plot(*zip(*floor), marker="^", linestyle="--", color="dimgrey",
+                label="Spark floor (CSV → Parquet + snapshot)")
     if sizes:
         lo, hi = sizes[0], sizes[-1]
         base = runs[lo]["spark"]["pipeline_seconds"]
