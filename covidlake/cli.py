@@ -57,7 +57,7 @@ def run(lake, source_url, db_url, country_csv, force, wait, log_level) -> None:
         raise click.UsageError("--country-csv loads the embedded database; it cannot be combined with --db-url")
     console_logger(level=log_level)
     try:
-        report = run_pipeline(settings, lake, source_url, db_url, country_csv, force)
+        report = run_pipeline(settings, lake, source_url, db_url, country_csv, force, progress=StageLines())
     except Exception as err:  # every stage's error ends the run with its message
         raise PipelineError(f"{type(err).__name__}: {err}") from err
     from aws_lambda_powertools import Metrics
@@ -76,6 +76,36 @@ def run(lake, source_url, db_url, country_csv, force, wait, log_level) -> None:
         click.echo("\nreport: not written for an s3:// lake (use `covidlake report --lake <uri> --out <folder>`)")
     else:
         click.echo(f"\nreport: {write_report(open_lake(report.lake), report=report)}")
+
+
+STAGE_LABELS = {
+    "database": "database (embedded PostgreSQL)",
+    "ingest": "download and ingest",
+    "spark_start": "Spark start",
+    "etl": "ETL raw -> trusted",
+    "analytics": "analytics trusted -> refined",
+    "query": "query",
+}
+
+
+class StageLines:
+    """Progress on stderr: on a terminal each stage shows when it starts and is completed
+    in place when it ends; otherwise one line per stage, when it ends."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+
+    def started(self, stage: str) -> None:
+        if self.tty:
+            self.stream.write(f"  {STAGE_LABELS.get(stage, stage):<30} …")
+            self.stream.flush()
+
+    def finished(self, stage: str, seconds: float, detail: str, ok: bool) -> None:
+        status = f"{seconds:7.2f} s" if ok else "  failed"
+        line = f"  {STAGE_LABELS.get(stage, stage):<30} {status}{'  ' + detail if detail else ''}"
+        self.stream.write(("\r\033[K" if self.tty else "") + line + "\n")
+        self.stream.flush()
 
 
 def print_report(report) -> None:

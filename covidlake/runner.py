@@ -37,14 +37,48 @@ class RunReport:
     continent_stats: list[dict] = field(default_factory=list)
 
 
+class Progress:
+    """Told when each stage starts and ends (the CLI prints it); silent by default."""
+
+    def started(self, stage: str) -> None:
+        pass
+
+    def finished(self, stage: str, seconds: float, detail: str, ok: bool) -> None:
+        pass
+
+
+progress = Progress()  # run_pipeline(progress=...) replaces it for the run
+
+
 @contextmanager
 def timed(report: RunReport, stage: str) -> Iterator[None]:
     start = time.perf_counter()
+    progress.started(stage)
+    ok = False
     try:
         yield
+        ok = True
     finally:
         report.stage_seconds[stage] = round(time.perf_counter() - start, 2)
         log.info("stage finished", extra={"stage": stage, "seconds": report.stage_seconds[stage]})
+        progress.finished(stage, report.stage_seconds[stage], stage_detail(report, stage) if ok else "", ok)
+
+
+def stage_detail(report: RunReport, stage: str) -> str:
+    """What a finished stage did, in a few words (for the progress lines)."""
+    seconds = report.stage_seconds.get(stage) or 0.0
+    if stage == "ingest" and report.ingest is not None:
+        covid = report.ingest.sources["covid_data"]
+        unit, scale = ("MB", 1e6) if covid.bytes >= 100_000 else ("kB", 1e3)
+        rate = f", {covid.bytes / scale / seconds:,.1f} {unit}/s" if seconds > 0 else ""
+        changed = "" if report.ingest.changed else ", unchanged"
+        return f"{covid.bytes / scale:,.1f} {unit}{rate}, {covid.rows:,} rows{changed}"
+    if stage == "etl" and report.quality:
+        rejected = sum(n for rules in report.quality.get("rejected", {}).values() for n in rules.values())
+        return f"{report.quality['rows_out']['daily']:,} daily rows, {rejected:,} rejected"
+    if stage == "query":
+        return f"{len(report.continent_stats)} continents"
+    return ""
 
 
 def run_pipeline(
@@ -54,12 +88,23 @@ def run_pipeline(
     db_url: str | None = None,
     country_csv: Path | None = None,
     force: bool = False,
+    progress: Progress | None = None,
 ) -> RunReport:
     storage = open_lake(lake or settings.lake_uri)
     report = RunReport(lake=storage.uri)
-    with run_lock(storage, settings.lock_wait_seconds):
+    with run_lock(storage, settings.lock_wait_seconds), reporting_to(progress):
         _run_stages(settings, storage, report, source_url, db_url, country_csv, force)
     return report
+
+
+@contextmanager
+def reporting_to(listener: Progress | None) -> Iterator[None]:
+    global progress
+    previous, progress = progress, listener or progress
+    try:
+        yield
+    finally:
+        progress = previous
 
 
 def _run_stages(settings, storage, report, source_url, db_url, country_csv, force) -> None:

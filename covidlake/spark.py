@@ -68,5 +68,6 @@ def local_session(settings: Settings, input_bytes: int = 0, app_name: str = "cov
         .config("spark.sql.parquet.compression.codec", "snappy")
         .getOrCreate()
     )
-    spark.sparkContext.setLogLevel("ERROR")
+    # no setLogLevel here: log4j2.properties already quiets Spark, and setLogLevel
+    # prints a "Setting default log level" banner on stderr
     return spark

@@ -11,7 +11,7 @@ import json
 import sys
 from datetime import datetime, timezone
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from covidlake.schemas import REFINED_TABLES, REFINED_VERSION_KEY
@@ -185,9 +185,13 @@ def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:
     rows: dict[str, int] = {}
     try:
         for name, df in build_refined(snapshot).items():
-            # One ordered file per table keeps the table's natural order for readers.
-            df.coalesce(1).write.mode("overwrite").parquet(storage.url(f"{staging}/{name}"))
-            rows[name] = spark.read.parquet(storage.url(f"{staging}/{name}")).count()
+            # One ordered file per table keeps the table's natural order for readers; its
+            # rows are counted as it is written (no re-read, no second job).
+            counted = Observation(f"refined_{name}")
+            df.observe(counted, F.count(F.lit(1)).alias("rows")).coalesce(1).write.mode("overwrite").parquet(
+                storage.url(f"{staging}/{name}")
+            )
+            rows[name] = counted.get["rows"]
         storage.publish({f"{staging}/{name}": f"refined/{name}" for name in rows})
     finally:
         storage.delete_prefix(staging)

@@ -15,9 +15,9 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
 from covidlake.schemas import (
@@ -189,43 +189,84 @@ def conform_countries(raw: DataFrame) -> DataFrame:
     return apply_rules(number_copies(typed, ["location"]), country_rules())
 
 
-def conform_facts(raw: DataFrame, countries: DataFrame, persisted: list[DataFrame] | None = None) -> DataFrame:
-    """Typed fact rows (plus any country attributes the CSV carries, as `_csv_<name>`)
-    flagged by the fact rules; `countries` is the typed country table, all rows. Given
-    a list `persisted`, the rows are computed once (DISK_ONLY) and the frame appended."""
+def local_countries(countries: DataFrame) -> DataFrame:
+    """The conformed country table (a few hundred rows), cached: computed once (when its
+    locations are collected), then read from memory by every later plan. (Not
+    createDataFrame of the collected rows: that is a Python RDD, and each job reading it
+    would start Python workers.)"""
+    return countries.cache()
+
+
+def typed_facts(raw: DataFrame, known_locations: list[str]) -> DataFrame:
+    """Typed fact rows (plus any country attributes the CSV carries, as `_csv_<name>`,
+    the input position `_row_id` and `_known_location`), rules not yet applied."""
     carried = [c for c in COUNTRY_ATTRIBUTES if c in raw.columns]
     raw = raw.select(
         *[F.col(f"`{c}`").alias(f"_csv_{c}") if c in carried else F.col(f"`{c}`") for c in raw.columns],
         F.monotonically_increasing_id().alias("_row_id"),  # input position, right on the scan
     )
     typed = with_raw_and_typed(raw, COVID_FACTS, keep=[f"_csv_{c}" for c in carried] + ["_row_id"])
-    known = countries.select("location").where(F.col("location").isNotNull()).distinct()
-    typed = typed.join(
-        F.broadcast(known.withColumn("_known_location", F.lit(True))), on="location", how="left"
-    ).withColumn("_known_location", F.coalesce(F.col("_known_location"), F.lit(False)))
-    # Speed (benchmarks/RESULTS.md): no shuffle of whole rows. Duplicates are numbered on
-    # (location, date, _row_id) alone, and only the later copies (normally none) are
-    # broadcast back; every other rule is row-local. Copies keep their input order.
-    # Persisted, the CSV is parsed once for the numbering, daily and rejected.
-    *local, (dup_rule, dup_failed, dup_detail) = fact_rules()
-    flagged = apply_rules(typed, local)
-    raw_strings = [c for c in flagged.columns if c.startswith("_raw_") and c != "_raw_date"]
-    slim = flagged.drop(*raw_strings)
-    if persisted is not None:
-        slim = slim.persist(StorageLevel.DISK_ONLY)
-        persisted.append(slim)
-    later = number_copies(
-        slim.select("location", "date", "_row_id"), ["location", "date"], [F.col("_row_id")]
-    ).where(F.col("_copy") > 1)
-    numbered = slim.join(F.broadcast(later.select("_row_id", "_copy")), on="_row_id", how="left").withColumn(
-        "_copy", F.coalesce(F.col("_copy"), F.lit(1))
+    # a few hundred names: an in-set test on each row, no join
+    return typed.withColumn("_known_location", F.coalesce(F.col("location").isin(known_locations), F.lit(False)))
+
+
+def later_copies(typed: DataFrame) -> DataFrame:
+    """(`_row_id`, `_copy`) of every copy after the first of a (location, date), in input
+    order. Only the keys that occur twice are numbered: normally none, so the one job
+    is an aggregate of two narrow columns."""
+    keys = typed.select("location", "date", "_row_id")
+    twice = keys.groupBy("location", "date").count().where(F.col("count") > 1).drop("count")
+    same_key = (keys["location"].eqNullSafe(twice["location"])) & (keys["date"].eqNullSafe(twice["date"]))
+    in_twice = keys.join(twice, on=same_key, how="left_semi")
+    return number_copies(in_twice, ["location", "date"], [F.col("_row_id")]).where(F.col("_copy") > 1).select(
+        "_row_id", "_copy"
     )
-    is_dup = F.col("_rule").isNull() & dup_failed
-    return (
-        numbered.withColumn("_detail", F.when(is_dup, dup_detail).otherwise(F.col("_detail")))
-        .withColumn("_rule", F.when(is_dup, F.lit(dup_rule)).otherwise(F.col("_rule")))
-        .drop("_row_id")
-    )
+
+
+def resolve_copies(later: DataFrame, limit: int) -> DataFrame | None:
+    """None when no row is a later copy (the answer every later plan can rely on), the
+    copies as a local relation when there are few, else the frame itself."""
+    rows = later.limit(limit + 1).collect()
+    if not rows:
+        return None
+    if len(rows) > limit:
+        return later
+    return later.sparkSession.createDataFrame(rows, later.schema)
+
+
+def flag_facts(typed: DataFrame, copies: DataFrame | None) -> DataFrame:
+    """Adds `_rule`: the first fact rule the row fails, or null. One expression over the
+    typed and trimmed columns; the details are built only for failed rows (fact_details)."""
+    if copies is None:
+        numbered = typed.withColumn("_copy", F.lit(1))
+    else:
+        numbered = typed.join(F.broadcast(copies), on="_row_id", how="left").withColumn(
+            "_copy", F.coalesce(F.col("_copy"), F.lit(1))
+        )
+    rule = F.lit(None).cast("string")
+    for name, failed, _ in reversed(fact_rules()):
+        rule = F.when(F.coalesce(failed, F.lit(False)), F.lit(name)).otherwise(rule)
+    return numbered.withColumn("_rule", rule)
+
+
+def fact_details(flagged: DataFrame) -> DataFrame:
+    """The failed rows of flag_facts, with `_detail` for the rule each one failed."""
+    detail = F.lit(None).cast("string")
+    for name, _, why in fact_rules():
+        detail = F.when(F.col("_rule") == name, why).otherwise(detail)
+    return flagged.where(F.col("_rule").isNotNull()).withColumn("_detail", detail)
+
+
+def conform_facts(raw: DataFrame, countries: DataFrame, max_collected_copies: int = 100_000) -> DataFrame:
+    """Typed fact rows flagged by the fact rules (`_rule`; `_detail` for failed rows
+    only in fact_details); `countries` is the typed country table, all rows.
+
+    Speed (benchmarks/NOTES.md): no shuffle of whole rows. Duplicates are found by an
+    aggregate of (location, date) alone and numbered in input order; every other rule
+    is row-local, evaluated once in one expression, with no per-rule columns."""
+    known = sorted(r["location"] for r in countries.select("location").where(F.col("location").isNotNull()).collect())
+    typed = typed_facts(raw, known)
+    return flag_facts(typed, resolve_copies(later_copies(typed), max_collected_copies))
 
 
 def join_daily(facts: DataFrame, countries: DataFrame) -> DataFrame:
@@ -259,16 +300,35 @@ def latest_snapshot(daily: DataFrame) -> DataFrame:
 
 @dataclass
 class TrustedTables:
-    daily: DataFrame
-    snapshot: DataFrame
-    rejected: DataFrame
+    """The flagged facts and the (local) country table; daily, snapshot and rejected
+    are built from them on first use, so a caller that needs one plan analyses one."""
+
+    facts: DataFrame
+    countries: DataFrame
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
-    persisted: list[DataFrame] = field(default_factory=list)
+
+    @cached_property
+    def daily(self) -> DataFrame:
+        return join_daily(self.facts, self.countries)
+
+    @cached_property
+    def snapshot(self) -> DataFrame:
+        return latest_snapshot(self.daily)
+
+    @cached_property
+    def rejected(self) -> DataFrame:
+        return self.rejected_countries.unionByName(rejected_rows(fact_details(self.facts), "covid_data"))
+
+    @cached_property
+    def rejected_countries(self) -> DataFrame:
+        return rejected_rows(self.countries, "country_data")
 
 
-def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, persist: bool = False) -> TrustedTables:
-    """Raw (string) frames of both sources -> the three trusted tables. With persist,
-    the flagged facts are computed once for daily and rejected (unpersist after)."""
+def build_trusted(
+    covid_raw: DataFrame, country_raw: DataFrame, max_collected_copies: int = 100_000
+) -> TrustedTables:
+    """Raw (string) frames of both sources -> the trusted tables. The country table is
+    collected and a duplicate check runs here (one narrow job); the rest is lazy."""
     covid_raw = normalize_columns(covid_raw, "covid_data")
     country_raw = normalize_columns(country_raw, "country_data")
     require_columns(covid_raw, COVID_FACTS, "covid_data")
@@ -280,13 +340,10 @@ def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, persist: bool = 
     for source, columns in missing.items():
         if columns:
             log.warning("%s: optional columns missing, filled with nulls: %s", source, ", ".join(columns))
-    countries = conform_countries(country_raw)
-    persisted: list[DataFrame] = []
-    facts = conform_facts(covid_raw, countries, persisted if persist else None)
-    daily = join_daily(facts, countries)
-    rejected = rejected_rows(countries, "country_data").unionByName(rejected_rows(facts, "covid_data"))
+    countries = local_countries(conform_countries(country_raw))
+    facts = conform_facts(covid_raw, countries, max_collected_copies)
     missing_columns = {k: v for k, v in missing.items() if v}
-    return TrustedTables(daily, latest_snapshot(daily), rejected, missing_columns, persisted)
+    return TrustedTables(facts, countries, missing_columns)
 
 
 # --- quality summary -----------------------------------------------------------------
@@ -359,26 +416,29 @@ def write_trusted(
     daily_files: int = 1,
 ) -> QualitySummary:
     """Read both raw CSVs, write the trusted tables to staging, check the rejected
-    share, then publish all three at once (or nothing)."""
+    share, then publish all three at once (or nothing).
+
+    Jobs: the country table and the duplicate check (tiny, narrow), daily (the one pass
+    over every column, counting rows per rule as it goes), the failed rows only if
+    there are any, the snapshot from the staged daily table."""
     spark.conf.set(*NO_CONSTRAINT_PROPAGATION)
-    tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv), persist=True)
+    tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv))
     staging = storage.staging_prefix("trusted", run_id)
     try:
+        observed = Observation("covid_facts")
+        facts = tables.facts.observe(observed, *fact_counts())
         # no shuffle before this write: never fewer tasks than cores
         files = max(daily_files, spark.sparkContext.defaultParallelism)
-        tables.daily.coalesce(files).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
-        staged = {name: spark.read.parquet(storage.url(f"{staging}/{name}")) for name in ("daily",)}
-        latest_snapshot(staged["daily"]).coalesce(1).orderBy("location").write.mode("overwrite").parquet(
-            storage.url(f"{staging}/snapshot")
+        join_daily(facts, tables.countries).coalesce(files).write.mode("overwrite").parquet(
+            storage.url(f"{staging}/daily")
         )
-        tables.rejected.coalesce(1).write.mode("overwrite").parquet(storage.url(f"{staging}/rejected"))
-        staged.update({n: spark.read.parquet(storage.url(f"{staging}/{n}")) for n in ("snapshot", "rejected")})
-        if rows_in is None:
-            rows_in = {
-                "covid_data": read_csv_as_strings(spark, covid_csv).count(),
-                "country_data": read_csv_as_strings(spark, country_csv).count(),
-            }
-        summary = summarize(rows_in, staged["daily"], staged["snapshot"], staged["rejected"])
+        counts = observed.get
+        rejected = tables.rejected if counts["rejected"] else tables.rejected_countries
+        rejected.coalesce(1).write.mode("overwrite").parquet(storage.url(f"{staging}/rejected"))
+        snapshot = latest_snapshot(spark.read.parquet(storage.url(f"{staging}/daily")))
+        snapshot.coalesce(1).orderBy("location").write.mode("overwrite").parquet(storage.url(f"{staging}/snapshot"))
+        staged = {n: spark.read.parquet(storage.url(f"{staging}/{n}")) for n in ("snapshot", "rejected")}
+        summary = summarize_counts(rows_in, counts, tables.countries, staged["snapshot"].count())
         summary.missing_columns = tables.missing_columns
         log.info("quality summary: %s", json.dumps(summary.to_dict()))
         check_rejected_share(summary, staged["rejected"], max_rejected_share)
@@ -387,10 +447,34 @@ def write_trusted(
         storage.put_bytes(TRUSTED_QUALITY_KEY, json.dumps({"run_id": run_id, **summary.to_dict()}).encode())
         storage.publish({f"{staging}/{name}": f"trusted/{name}" for name in ("daily", "snapshot", "rejected")})
     finally:
-        for df in tables.persisted:
-            df.unpersist()
+        tables.countries.unpersist()
         storage.delete_prefix(staging)
     return summary
+
+
+def fact_counts() -> list[Column]:
+    """Observed while daily is written: input rows, and rows failing each fact rule."""
+    names = [name for name, _, _ in fact_rules()]
+    per_rule = [F.count(F.when(F.col("_rule") == n, 1)).alias(n) for n in names]
+    return [F.count(F.lit(1)).alias("rows"), F.count("_rule").alias("rejected"), *per_rule]
+
+
+def summarize_counts(
+    rows_in: dict[str, int] | None, counts: dict[str, int], countries: DataFrame, snapshot_rows: int
+) -> QualitySummary:
+    """The quality summary from the counts observed on the facts and the local country table."""
+    country_rules_failed = [r["_rule"] for r in countries.select("_rule").collect()]
+    rejected: dict[str, dict[str, int]] = {}
+    for rule in country_rules_failed:
+        if rule is not None:
+            rejected.setdefault("country_data", {}).setdefault(rule, 0)
+            rejected["country_data"][rule] += 1
+    facts_failed = {name: counts[name] for name, _, _ in fact_rules() if counts[name]}
+    if facts_failed:
+        rejected["covid_data"] = facts_failed
+    rows_in = rows_in or {"covid_data": counts["rows"], "country_data": len(country_rules_failed)}
+    rows_out = {"daily": counts["rows"] - counts["rejected"], "snapshot": snapshot_rows}
+    return QualitySummary(rows_in, rows_out, rejected)
 
 
 def publish_quality_metrics(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pyarrow.parquet as pq
 import pytest
 
+from covidlake.cli import STAGE_LABELS
 from covidlake.query import DuckDBBackend
 from covidlake.runner import run_pipeline
 from covidlake.schemas import REFINED_TABLES, TRUSTED_TABLES
@@ -172,3 +174,19 @@ def test_country_csv_option_loads_another_file_into_the_embedded_database(lake_c
     # and the bundled file again puts things back
     report = run_pipeline(settings, lake=str(lake_copy))
     assert dict((r["continent"], r["countries"]) for r in report.continent_stats)["Europe"] == 51
+
+
+def test_cli_run_shows_each_stage_once_and_no_spark_banner(tmp_path):
+    """Not a terminal: one progress line per stage on stderr, and nothing from Spark."""
+    env = {**os.environ, "COVIDLAKE_STATE_DIR": str(tmp_path / "state")}
+    result = subprocess.run(
+        [sys.executable, "-m", "covidlake.cli", "run", "--lake", str(tmp_path / "lake")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert "Setting default log level" not in result.stderr
+    assert len(lines) == len(STAGE_LABELS), result.stderr
+    for line, label in zip(lines, STAGE_LABELS.values()):
+        assert line.strip().startswith(label) and " s" in line
+    assert "247 rows" in lines[1] and "kB/s" in lines[1]
