@@ -52,7 +52,9 @@ def _tagged(resource: dict) -> bool:
 
 def check_emr_tags(stack: Stack, ec2) -> list[Check]:
     """AmazonEMRServicePolicy_v2 launches instances only in tagged subnets (and VPC)."""
-    resources = [(s["SubnetId"], s) for s in ec2.describe_subnets(SubnetIds=_subnet_ids(stack))["Subnets"]]
+    wanted = _subnet_ids(stack)
+    subnets = {s["SubnetId"]: s for s in ec2.describe_subnets(SubnetIds=wanted)["Subnets"]}
+    resources = [(sid, subnets[sid]) for sid in wanted]  # in the order the stack names them
     resources += [(v["VpcId"], v) for v in ec2.describe_vpcs(VpcIds=[stack.parameters["VpcId"]])["Vpcs"]]
     fix = "aws ec2 create-tags --resources {} --tags Key=" + f"{TAG_KEY},Value={TAG_VALUE}"
     return [

@@ -640,8 +640,9 @@ def task_needs(rehearsal: Rehearsal, state: dict, plan: dict) -> list[Need]:
             if action == "elasticmapreduce:RunJobFlow":
                 tags = {f"aws:RequestTag/{t['Key']}": t["Value"] for t in plan["cluster"]["Tags"]}
                 needs.append(Need.of(action, "*", {**tags, "aws:TagKeys": [t["Key"] for t in plan["cluster"]["Tags"]]}))
-            else:
-                needs.append(Need.of(action, cluster))
+            else:  # the cluster this plan created carries the plan's tags
+                resource_tags = {f"aws:ResourceTag/{t['Key']}": t["Value"] for t in plan["cluster"]["Tags"]}
+                needs.append(Need.of(action, cluster, resource_tags))
         if api == "createCluster":
             for role in (plan["cluster"]["ServiceRole"], plan["cluster"]["JobFlowRole"]):
                 needs.append(Need.of("iam:PassRole", role_arn_of(rehearsal.transformed, d, role),
