@@ -26,17 +26,6 @@ from covidlake.storage import LakeStorage, LocalStorage, open_lake
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunReport:
-    lake: str
-    ingest: IngestResult | None = None
-    processed: bool = False
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    zone_rows: dict[str, dict[str, int]] = field(default_factory=dict)
-    quality: dict = field(default_factory=dict)
-    continent_stats: list[dict] = field(default_factory=list)
-
-
 class Progress:
     """Told when each stage starts and ends (the CLI prints it); silent by default."""
 
@@ -47,13 +36,23 @@ class Progress:
         pass
 
 
-progress = Progress()  # run_pipeline(progress=...) replaces it for the run
+@dataclass
+class RunReport:
+    lake: str
+    ingest: IngestResult | None = None
+    processed: bool = False
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    zone_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+    continent_stats: list[dict] = field(default_factory=list)
+    # told when each stage starts and ends (the CLI prints it); not part of the report's data
+    progress: Progress = field(default_factory=Progress, repr=False, compare=False)
 
 
 @contextmanager
 def timed(report: RunReport, stage: str) -> Iterator[None]:
     start = time.perf_counter()
-    progress.started(stage)
+    report.progress.started(stage)
     ok = False
     try:
         yield
@@ -61,7 +60,7 @@ def timed(report: RunReport, stage: str) -> Iterator[None]:
     finally:
         report.stage_seconds[stage] = round(time.perf_counter() - start, 2)
         log.info("stage finished", extra={"stage": stage, "seconds": report.stage_seconds[stage]})
-        progress.finished(stage, report.stage_seconds[stage], stage_detail(report, stage) if ok else "", ok)
+        report.progress.finished(stage, report.stage_seconds[stage], stage_detail(report, stage) if ok else "", ok)
 
 
 def stage_detail(report: RunReport, stage: str) -> str:
@@ -91,20 +90,10 @@ def run_pipeline(
     progress: Progress | None = None,
 ) -> RunReport:
     storage = open_lake(lake or settings.lake_uri)
-    report = RunReport(lake=storage.uri)
-    with run_lock(storage, settings.lock_wait_seconds), reporting_to(progress):
+    report = RunReport(lake=storage.uri, progress=progress or Progress())
+    with run_lock(storage, settings.lock_wait_seconds):
         _run_stages(settings, storage, report, source_url, db_url, country_csv, force)
     return report
-
-
-@contextmanager
-def reporting_to(listener: Progress | None) -> Iterator[None]:
-    global progress
-    previous, progress = progress, listener or progress
-    try:
-        yield
-    finally:
-        progress = previous
 
 
 def _run_stages(settings, storage, report, source_url, db_url, country_csv, force) -> None:

@@ -61,11 +61,12 @@ class SmokeReport:
 def stack_outputs(cloudformation, stack: str) -> dict[str, str]:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from covidlake.preflight import describe_stack
+
     try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+        outputs = describe_stack(stack, cloudformation).outputs
     except (BotoCoreError, ClientError) as err:  # no such stack, no access, no credentials
         raise SmokeFailure(f"stack {stack}: cannot describe it ({err})") from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     missing = [k for k in REQUIRED_OUTPUTS if k not in outputs]
     if missing:
         raise SmokeFailure(f"stack {stack}: missing output(s) {', '.join(missing)} (is it a covidlake stack?)")

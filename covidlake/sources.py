@@ -13,11 +13,11 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from covidlake.schemas import COUNTRY_DATA, COVID_FACTS, TableSchema, canonical_columns
 from covidlake.settings import Settings
@@ -155,12 +155,11 @@ def _empty_lines(data: bytes) -> int:
     return data.replace(b"\r\n", b"\n").split(b"\n")[1:-1].count(b"")
 
 
-def inspect_csv(path: Path, schema: TableSchema, where: str) -> int:
-    """Check a captured CSV's header against schema; return its number of data rows."""
+def count_csv_rows(chunks: Iterable[bytes], schema: TableSchema, where: str) -> int:
+    """CsvRowCounter over chunks: the header checked against schema, the number of data rows."""
     counter = CsvRowCounter()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            counter.update(chunk)
+    for chunk in chunks:
+        counter.update(chunk)
     return counter.finish(schema, where)
 
 
@@ -295,8 +294,6 @@ def _reason(err: Exception) -> str:
 
 def with_sslmode(db_url: str, mode: str, **extra: str) -> str:
     """db_url with sslmode=mode (and extra parameters) unless it already names an sslmode."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
     parts = urlsplit(db_url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     if any(k == "sslmode" for k, _ in query):
@@ -305,8 +302,6 @@ def with_sslmode(db_url: str, mode: str, **extra: str) -> str:
 
 
 def _missing_ca_bundle(db_url: str) -> str | None:
-    from urllib.parse import parse_qs, urlsplit
-
     params = parse_qs(urlsplit(db_url).query)
     if params.get("sslmode", [""])[-1] not in ("verify-ca", "verify-full"):
         return None
@@ -335,8 +330,6 @@ def connect(db_url: str, settings: Settings):
 
 def redact(db_url: str) -> str:
     """The URL with any password replaced, for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(db_url)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
@@ -370,7 +363,7 @@ def extract_country_data(db_url: str, dest: Path, settings: Settings) -> Capture
     data = dest.read_bytes()
     if data.count(b"\n") <= 1:  # the header alone
         raise SourceError(f"table country_data in {redact(db_url)} is empty: {LOAD_COUNTRY_DATA_HINT}")
-    rows = inspect_csv(dest, COUNTRY_DATA, "country_data extract")
+    rows = count_csv_rows([data], COUNTRY_DATA, "country_data extract")
     return Capture(dest, hashlib.sha256(data).hexdigest(), len(data), rows)
 
 
@@ -380,8 +373,6 @@ def resolve_db_url(settings: Settings) -> str:
         return settings.db_url
     if not settings.db_secret_arn:
         raise SourceError("no database configured: set COVIDLAKE_DB_URL or COVIDLAKE_DB_SECRET_ARN")
-    from urllib.parse import quote
-
     from aws_lambda_powertools.utilities import parameters
 
     secret = parameters.get_secret(settings.db_secret_arn, max_age=300)

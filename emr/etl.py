@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -465,10 +466,9 @@ def summarize_counts(
     """The quality summary from the counts observed on the facts and the local country table."""
     country_rules_failed = [r["_rule"] for r in countries.select("_rule").collect()]
     rejected: dict[str, dict[str, int]] = {}
-    for rule in country_rules_failed:
-        if rule is not None:
-            rejected.setdefault("country_data", {}).setdefault(rule, 0)
-            rejected["country_data"][rule] += 1
+    countries_failed = Counter(rule for rule in country_rules_failed if rule is not None)
+    if countries_failed:
+        rejected["country_data"] = dict(countries_failed)
     facts_failed = {name: counts[name] for name, _, _ in fact_rules() if counts[name]}
     if facts_failed:
         rejected["covid_data"] = facts_failed

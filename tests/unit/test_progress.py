@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from covidlake.cli import StageLines
-from covidlake.runner import RunReport, reporting_to, timed
+from covidlake.runner import RunReport, timed
 
 
 class Terminal(io.StringIO):
@@ -15,15 +15,14 @@ class Terminal(io.StringIO):
 
 
 def run_two_stages(stream) -> None:
-    report = RunReport(lake="x")
-    with reporting_to(StageLines(stream)):
-        with timed(report, "database"):
-            stream.seen_at_start = stream.getvalue()
-        try:
-            with timed(report, "etl"):
-                raise ValueError("boom")
-        except ValueError:
-            pass
+    report = RunReport(lake="x", progress=StageLines(stream))
+    with timed(report, "database"):
+        stream.seen_at_start = stream.getvalue()
+    try:
+        with timed(report, "etl"):
+            raise ValueError("boom")
+    except ValueError:
+        pass
 
 
 def test_terminal_shows_the_stage_while_it_runs():

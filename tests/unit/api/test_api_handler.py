@@ -11,6 +11,8 @@ import pytest
 from covidlake.query import QueryError, QueryTimeout
 from covidlake.schemas import REFINED_TABLES, ColumnType
 
+from .failing_backend import Failing
+
 ROOT = Path(__file__).resolve().parents[3]
 PY_TYPES = {
     ColumnType.STRING: (str,),
@@ -154,17 +156,6 @@ def test_wrong_types_and_out_of_range_are_422(api_handler, payload, field):
     assert status == 422, body
     assert body["message"].startswith("invalid request")
     assert any(d["loc"][-1] == field for d in body["detail"]), body
-
-
-class Failing:
-    def __init__(self, exc):
-        self.exc = exc
-
-    def version(self):
-        return "v1"
-
-    def fetch(self, table, limit=None):
-        raise self.exc
 
 
 def test_backend_failure_is_502_with_query_id(api_handler, use_backend):

@@ -9,6 +9,8 @@ import pytest
 
 from covidlake.query import QueryError, TableNotPublished
 
+from .failing_backend import Failing
+
 attack = pytest.mark.attack
 
 
@@ -56,17 +58,6 @@ def test_unknown_table_echo_is_truncated_in_the_lambda(api_handler):
 
 
 SECRETS = ("covidlake-lake-123456789012", "arn:aws:iam::123456789012:role/covidlake-ShowResultsRole", "123456789012")
-
-
-class Failing:
-    def __init__(self, exc):
-        self.exc = exc
-
-    def version(self):
-        return "v1"
-
-    def fetch(self, table, limit=None):
-        raise self.exc
 
 
 @pytest.mark.parametrize(
