@@ -7,7 +7,7 @@ LAKE ?= lake
 SAM_VENV ?= .venv-sam
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: run test install install-test query serve clean report report-check docs-images bench bench-render
+.PHONY: run test lint install install-test query serve clean report report-check docs-images bench bench-render
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/covidlake run --lake $(LAKE)
 
-test: install-test $(CHECKOV_VENV)/bin/checkov
+# Style first (ruff's rules and formatting, pyproject.toml [tool.ruff]), then every test.
+test: lint $(CHECKOV_VENV)/bin/checkov
 	$(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 query: install
 	$(BIN)/covidlake query $(TABLE) --lake $(LAKE)

@@ -61,9 +61,9 @@ def start_server(lake: Path, port: int) -> subprocess.Popen:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/tables", timeout=1).read()
             return proc
-        except OSError:
+        except OSError as error:
             if proc.poll() is not None:
-                raise SystemExit(f"server exited: {proc.stderr.read().decode()}")
+                raise SystemExit(f"server exited: {proc.stderr.read().decode()}") from error
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start within 30 s")
@@ -89,9 +89,22 @@ def run_wrk(port: int, body: bytes, threads: int, connections: int, duration: in
             )
         )
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency",
-         "-s", script.name, f"http://127.0.0.1:{port}/showResults"],
-        capture_output=True, text=True, timeout=duration + 60, check=True,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "5s",
+            "--latency",
+            "-s",
+            script.name,
+            f"http://127.0.0.1:{port}/showResults",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
     ).stdout
     os.unlink(script.name)
 
@@ -117,7 +130,8 @@ def run_wrk(port: int, body: bytes, threads: int, connections: int, duration: in
 
 PY_CLIENT = r"""
 import http.client, json, sys, threading, time
-port, body, threads, duration, max_requests = int(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+port, body, threads = int(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3])
+duration, max_requests = float(sys.argv[4]), int(sys.argv[5])
 lat, bad, lock = [], [0], threading.Lock()
 stop = time.monotonic() + duration
 def worker(n):
@@ -140,7 +154,10 @@ print(json.dumps({"lat": lat, "elapsed": time.perf_counter() - start, "bad": bad
 def run_python(port: int, body: bytes, connections: int, duration: int, max_requests: int) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", PY_CLIENT, str(port), body.decode(), str(connections), str(duration), str(max_requests)],
-        capture_output=True, text=True, timeout=duration + 60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
     ).stdout
     data = json.loads(out)
     lat = sorted(data["lat"])
@@ -184,8 +201,14 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    result.update(table=args.table, rows=rows, bytes=len(first), connections=args.connections,
-                  duration_s=args.duration, lake=str(args.lake or "generated sample lake"))
+    result.update(
+        table=args.table,
+        rows=rows,
+        bytes=len(first),
+        connections=args.connections,
+        duration_s=args.duration,
+        lake=str(args.lake or "generated sample lake"),
+    )
     raw = result.pop("raw", "")
     print(raw)
     print(json.dumps(result, indent=2))

@@ -36,8 +36,8 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,10 +76,8 @@ class TreeMemory:
             cmd = " ".join(p.info["cmdline"] or [])
             if self.marker in cmd:
                 found.add(p.pid)
-                try:
+                with suppress(self.psutil.Error):
                     found.update(c.pid for c in p.children(recursive=True))
-                except self.psutil.Error:
-                    pass
         self._extra = found
 
     def sample(self) -> int:
@@ -91,16 +89,12 @@ class TreeMemory:
             pass
         for pid in self._extra:
             if pid not in procs:
-                try:
+                with suppress(self.psutil.Error):
                     procs[pid] = self.psutil.Process(pid)
-                except self.psutil.Error:
-                    pass
         total = 0
         for p in procs.values():
-            try:
+            with suppress(self.psutil.Error):
                 total += p.memory_info().rss
-            except self.psutil.Error:
-                pass
         self.samples.append((time.perf_counter(), total))
         return total
 
@@ -114,7 +108,7 @@ class TreeMemory:
             self.sample()
             self._stop.wait(self.interval)
 
-    def start(self) -> "TreeMemory":
+    def start(self) -> TreeMemory:
         self._thread.start()
         return self
 
@@ -220,8 +214,13 @@ def bench_bundled(args) -> dict:
         work = Path(tempfile.mkdtemp(prefix="bundled-", dir=args.workdir))
         env = {**os.environ, "COVIDLAKE_STATE_DIR": str(work / "state")}
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "covidlake.cli", "run", "--lake", str(work / "lake")],
-                              cwd=ROOT, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "covidlake.cli", "run", "--lake", str(work / "lake")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         seconds = round(time.perf_counter() - started, 2)
         if proc.returncode != 0:
             raise SystemExit(f"covidlake run failed: {proc.stderr[-2000:]}")
@@ -231,7 +230,7 @@ def bench_bundled(args) -> dict:
 
     print("[bench] bundled data: covidlake run", flush=True)
     result = best_of(args.repeat, once, key=lambda r: r["seconds"])
-    result["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["commit"] = git_commit()
     print(f"[bench]   {[a['seconds'] for a in result['attempts']]} s", flush=True)
     return result
@@ -282,7 +281,9 @@ def machine() -> dict:
 
 def git_commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    )
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
@@ -316,8 +317,16 @@ def bench_size(rows: int, args) -> dict:
         shutil.rmtree(work / "lake", ignore_errors=True)
         result = run_child(
             "spark",
-            ["--csv", str(csv_path), "--lake", str(work / "lake"), "--state-dir", str(work / "state"),
-             "--driver-memory", args.driver_memory or driver_memory_for(rows)],
+            [
+                "--csv",
+                str(csv_path),
+                "--lake",
+                str(work / "lake"),
+                "--state-dir",
+                str(work / "state"),
+                "--driver-memory",
+                args.driver_memory or driver_memory_for(rows),
+            ],
             env,
         )
         print(f"[bench]   {result['stage_seconds']} peak {result['peak_rss'] / 1024**3:.2f} GB", flush=True)
@@ -329,7 +338,7 @@ def bench_size(rows: int, args) -> dict:
         "csv_bytes": gen["bytes"],
         "generate_seconds": gen["seconds"],
         "seed": args.seed,
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "load_before": [round(x, 2) for x in load_before],
         "spark": spark,
@@ -343,18 +352,33 @@ def bench_size(rows: int, args) -> dict:
         print("[bench]   reference (DuckDB)", flush=True)
         raw_covid = spark["inputs"]["covid_csv"].removeprefix("file://")
         raw_country = spark["inputs"]["country_csv"].removeprefix("file://")
-        ref = best_of(args.repeat, lambda: run_child(
-            "duckdb",
-            ["--csv", raw_covid, "--country-csv", raw_country, "--out", str(work / "duckdb-trusted"),
-             "--temp-dir", str(work / "duckdb-tmp")],
-        ), key=lambda r: r["seconds"])
+        ref = best_of(
+            args.repeat,
+            lambda: run_child(
+                "duckdb",
+                [
+                    "--csv",
+                    raw_covid,
+                    "--country-csv",
+                    raw_country,
+                    "--out",
+                    str(work / "duckdb-trusted"),
+                    "--temp-dir",
+                    str(work / "duckdb-tmp"),
+                ],
+            ),
+            key=lambda r: r["seconds"],
+        )
         print(f"[bench]   DuckDB {ref['seconds']} s, peak {ref['peak_rss'] / 1024**3:.2f} GB", flush=True)
         trusted = spark["zone_rows"]["trusted"]
         ref["same_rows_as_spark"] = all(ref["rows"][t] == trusted.get(t, 0) for t in ("daily", "snapshot", "rejected"))
         entry["duckdb"] = ref
         print("[bench]   reference (Spark floor)", flush=True)
-        floor = best_of(args.repeat, lambda: run_child(
-            "floor", ["--csv", raw_covid, "--out", str(work / "floor")]), key=lambda r: r["seconds"])
+        floor = best_of(
+            args.repeat,
+            lambda: run_child("floor", ["--csv", raw_covid, "--out", str(work / "floor")]),
+            key=lambda r: r["seconds"],
+        )
         print(f"[bench]   Spark floor {floor['seconds']} s", flush=True)
         entry["spark_floor"] = floor
     entry["load_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -387,8 +411,11 @@ def main(argv: list[str] | None = None) -> int:
         child.add_argument("--out")
         child.add_argument("--temp-dir")
     sub.add_parser("render", help="rewrite RESULTS.md and results.png from results.json")
-    parser.add_argument("--sizes", default=os.environ.get("SIZES") or DEFAULT_SIZES,
-                        help=f"comma-separated row counts (default {DEFAULT_SIZES})")
+    parser.add_argument(
+        "--sizes",
+        default=os.environ.get("SIZES") or DEFAULT_SIZES,
+        help=f"comma-separated row counts (default {DEFAULT_SIZES})",
+    )
     parser.add_argument("--workdir", default=os.environ.get("COVIDLAKE_BENCH_DIR") or "/tmp/covidlake-bench")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--driver-memory", default=None, help="spark.driver.memory (default 2g)")

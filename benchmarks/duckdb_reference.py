@@ -16,7 +16,14 @@ from pathlib import Path
 
 import duckdb
 
-from covidlake.schemas import COUNTRY_ATTRIBUTES, COUNTRY_DATA, COVID_FACTS, TRUSTED_TABLES, ColumnType, normalize_header
+from covidlake.schemas import (
+    COUNTRY_ATTRIBUTES,
+    COUNTRY_DATA,
+    COVID_FACTS,
+    TRUSTED_TABLES,
+    ColumnType,
+    normalize_header,
+)
 from emr.etl import NON_NEGATIVE, POSITIVE
 
 
@@ -81,13 +88,15 @@ def write_trusted(con: duckdb.DuckDBPyConnection, covid_csv: str, country_csv: s
     unp = _unparseable(COUNTRY_DATA)
     hdi = {"human_development_index": "NOT (human_development_index BETWEEN 0 AND 1)"}
     positive = {c: f"{c} <= 0" for c in POSITIVE}
-    rule, detail = _rule_case([
-        ("missing_location", "location IS NULL", "'location is empty'"),
-        ("unparseable_number", _any(unp.values()), _failures(unp)),
-        ("hdi_out_of_range", hdi["human_development_index"], _failures(hdi)),
-        ("non_positive_population", _any(positive.values()), _failures(positive)),
-        ("duplicate_location", "_copy > 1", "'copy ' || _copy"),
-    ])
+    rule, detail = _rule_case(
+        [
+            ("missing_location", "location IS NULL", "'location is empty'"),
+            ("unparseable_number", _any(unp.values()), _failures(unp)),
+            ("hdi_out_of_range", hdi["human_development_index"], _failures(hdi)),
+            ("non_positive_population", _any(positive.values()), _failures(positive)),
+            ("duplicate_location", "_copy > 1", "'copy ' || _copy"),
+        ]
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE countries AS
             SELECT *, {rule} AS _rule, {detail} AS _detail FROM (
@@ -100,14 +109,16 @@ def write_trusted(con: duckdb.DuckDBPyConnection, covid_csv: str, country_csv: s
     unp = _unparseable(COVID_FACTS)
     bad_date = {"date": f"({unp.pop('date')} OR date IS NULL)"}
     negative = {c: f"{c} < 0" for c in NON_NEGATIVE}
-    rule, detail = _rule_case([
-        ("missing_location", "location IS NULL", "'location is empty'"),
-        ("unparseable_date", bad_date["date"], _failures(bad_date)),
-        ("unparseable_number", _any(unp.values()), _failures(unp)),
-        ("negative_count", _any(negative.values()), _failures(negative)),
-        ("unknown_location", "NOT _known_location", "'location is not in country_data'"),
-        ("duplicate_location_date", "_copy > 1", "'copy ' || _copy"),
-    ])
+    rule, detail = _rule_case(
+        [
+            ("missing_location", "location IS NULL", "'location is empty'"),
+            ("unparseable_date", bad_date["date"], _failures(bad_date)),
+            ("unparseable_number", _any(unp.values()), _failures(unp)),
+            ("negative_count", _any(negative.values()), _failures(negative)),
+            ("unknown_location", "NOT _known_location", "'location is not in country_data'"),
+            ("duplicate_location_date", "_copy > 1", "'copy ' || _copy"),
+        ]
+    )
     facts = f"""
         SELECT *, {rule} AS _rule, {detail} AS _detail FROM (
           SELECT t.*, k.location IS NOT NULL AS _known_location,
@@ -119,7 +130,9 @@ def write_trusted(con: duckdb.DuckDBPyConnection, covid_csv: str, country_csv: s
     daily_cols = []
     for col in TRUSTED_TABLES["daily"].columns:
         if col.name in COUNTRY_ATTRIBUTES:
-            csv_value = _typed(f"nullif(trim(f._csv_{col.name}), '')", col.type) if f"_csv_{col.name}" in carried else "NULL"
+            csv_value = (
+                _typed(f"nullif(trim(f._csv_{col.name}), '')", col.type) if f"_csv_{col.name}" in carried else "NULL"
+            )
             daily_cols.append(f"coalesce(c.{_q(col.name)}, {csv_value})::{col.type.duckdb} AS {_q(col.name)}")
         else:
             daily_cols.append(f"f.{_q(col.name)}::{col.type.duckdb} AS {_q(col.name)}")
@@ -131,7 +144,7 @@ def write_trusted(con: duckdb.DuckDBPyConnection, covid_csv: str, country_csv: s
         + ") FROM facts"
     )
     con.execute(
-        f"""COPY (SELECT {', '.join(daily_cols)} FROM flagged f
+        f"""COPY (SELECT {", ".join(daily_cols)} FROM flagged f
                   LEFT JOIN (SELECT * FROM countries WHERE _rule IS NULL) c USING (location)
                   WHERE f._rule IS NULL)
             TO '{out / "daily"}' (FORMAT parquet, COMPRESSION snappy, PER_THREAD_OUTPUT true, OVERWRITE true)"""
@@ -160,8 +173,14 @@ def write_trusted(con: duckdb.DuckDBPyConnection, covid_csv: str, country_csv: s
     return rows
 
 
-def run(covid_csv: str, country_csv: str, out: Path, threads: int | None = None, memory_limit: str | None = None,
-        temp_dir: str | None = None) -> dict:
+def run(
+    covid_csv: str,
+    country_csv: str,
+    out: Path,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    temp_dir: str | None = None,
+) -> dict:
     config: dict = {}
     if threads:
         config["threads"] = threads

@@ -167,11 +167,22 @@ def _select(columns: list[str]) -> str:
     }
     attribute_columns = {c for c in columns if c not in expressions}  # population_density … (from country_data)
     select = ",\n".join(f'{expressions.get(c, c)} AS "{c}"' for c in columns)
-    assert attribute_columns <= {"population_density", "median_age", "aged_65_older", "aged_70_older",
-                                 "gdp_per_capita", "extreme_poverty", "cardiovasc_death_rate",
-                                 "diabetes_prevalence", "female_smokers", "male_smokers",
-                                 "handwashing_facilities", "hospital_beds_per_thousand", "life_expectancy",
-                                 "human_development_index"}, attribute_columns
+    assert attribute_columns <= {
+        "population_density",
+        "median_age",
+        "aged_65_older",
+        "aged_70_older",
+        "gdp_per_capita",
+        "extreme_poverty",
+        "cardiovasc_death_rate",
+        "diabetes_prevalence",
+        "female_smokers",
+        "male_smokers",
+        "handwashing_facilities",
+        "hospital_beds_per_thousand",
+        "life_expectancy",
+        "human_development_index",
+    }, attribute_columns
     return f"""
     WITH g AS (
         SELECT i, i // $days AS loc_id, i % $days AS day FROM range($start, $end) r(i)

@@ -73,8 +73,10 @@ def summarise_event_log(path: Path) -> list[dict]:
 
 def format_profile(rows: list[dict], top: int = 12) -> str:
     rows = sorted(rows, key=lambda r: r["wall_ms"], reverse=True)[:top]
-    lines = ["| SQL execution | wall s | task s | stages | input MB | shuffle write MB | spill MB |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| SQL execution | wall s | task s | stages | input MB | shuffle write MB | spill MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['what']} | {r['wall_ms'] / 1000:.1f} | {r['task_ms'] / 1000:.1f} | {r['stages']} | "

@@ -36,31 +36,47 @@ def _targets(results: dict, runs: dict[int, dict]) -> list[tuple[str, str, str]]
     out = []
     bundled = results.get("bundled")
     if bundled:
-        out.append(("bundled `covidlake run` after install < 12 s",
-                    f"{bundled['seconds']:.1f} s, load {_load(bundled)}",
-                    _verdict(bundled["seconds"], 12)))
+        out.append(
+            (
+                "bundled `covidlake run` after install < 12 s",
+                f"{bundled['seconds']:.1f} s, load {_load(bundled)}",
+                _verdict(bundled["seconds"], 12),
+            )
+        )
     r430 = runs.get(430_000)
     if r430:
         s = r430["spark"]
         t = s["pipeline_seconds"]
         floor = r430.get("spark_floor", {}).get("seconds")
         vs = f"; {t / floor:.2f}× the Spark floor ({floor:.1f} s)" if floor else ""
-        out.append(("whole pipeline on 4.3×10^5 rows < 25 s (≤ 1.5× the Spark floor)",
-                    f"{t:.1f} s (child process {s['process_seconds']:.1f} s){vs}, load {_load(s, r430)}",
-                    _verdict(t, 25)))
+        out.append(
+            (
+                "whole pipeline on 4.3×10^5 rows < 25 s (≤ 1.5× the Spark floor)",
+                f"{t:.1f} s (child process {s['process_seconds']:.1f} s){vs}, load {_load(s, r430)}",
+                _verdict(t, 25),
+            )
+        )
     for n in sorted(runs):
         s = runs[n]["spark"]
         if "analytics" in s["stage_seconds"] and n in (100_000, 430_000):
             t = s["stage_seconds"]["analytics"]
-            out.append((f"analytics on ~235 countries < 2 s ({_fmt_rows(n)} run)",
-                        f"{t:.2f} s, load {_load(s, runs[n])}",
-                        _verdict(t, 2)))
+            out.append(
+                (
+                    f"analytics on ~235 countries < 2 s ({_fmt_rows(n)} run)",
+                    f"{t:.2f} s, load {_load(s, runs[n])}",
+                    _verdict(t, 2),
+                )
+            )
     r7 = runs.get(10**7)
     if r7:
         s = r7["spark"]
-        out.append(("10^7 rows: whole pipeline < 120 s",
-                    f"{s['pipeline_seconds']:.1f} s at {r7.get('commit', '?')}, load {_load(s, r7)}",
-                    _verdict(s["pipeline_seconds"], 120)))
+        out.append(
+            (
+                "10^7 rows: whole pipeline < 120 s",
+                f"{s['pipeline_seconds']:.1f} s at {r7.get('commit', '?')}, load {_load(s, r7)}",
+                _verdict(s["pipeline_seconds"], 120),
+            )
+        )
         peak = s["peak_rss"] / GB
         out.append(("10^7 rows: peak memory of the process tree < 4 GB", f"{peak:.2f} GB", _verdict(peak, 4, " GB")))
     return out
@@ -77,7 +93,8 @@ def render_markdown(results: dict, notes: str = "") -> str:
         "",
         "## Machine",
         "",
-        f"- CPU: {m.get('cpu', '?')}, {m.get('cores', '?')} cores (shared with other jobs: see the load average per run)",
+        f"- CPU: {m.get('cpu', '?')}, {m.get('cores', '?')} cores"
+        " (shared with other jobs: see the load average per run)",
         f"- memory: {m.get('memory_gb', '?')} GB; {m.get('os', '?')}",
         f"- Python {m.get('python', '?')}, {m.get('java', '?')}, PySpark {m.get('pyspark', '?')} (local[*]), "
         f"DuckDB {m.get('duckdb', '?')}",
@@ -111,13 +128,23 @@ def render_markdown(results: dict, notes: str = "") -> str:
         lines.append(f"| {target} | {measured} | **{verdict}** |")
     bundled = results.get("bundled")
     if bundled:
-        lines += ["", f"Bundled data (`covidlake run`, 247 daily rows; {bundled.get('measured_at', '?')} at "
-                      f"{bundled.get('commit', '?')}): best {bundled['seconds']:.2f} s; attempts {_attempts(bundled)}.",
-                  "", "```", *bundled.get("stages", []), "```"]
-    lines += ["", "## Summary", "",
-              "| rows | CSV MB | pipeline s | µs/row | peak RSS GB | Spark ETL s | analytics s | Spark floor s "
-              "| DuckDB ref s (uncapped) | ETL / DuckDB | pipeline / floor | load avg (1 min) before → after |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            "",
+            f"Bundled data (`covidlake run`, 247 daily rows; {bundled.get('measured_at', '?')} at "
+            f"{bundled.get('commit', '?')}): best {bundled['seconds']:.2f} s; attempts {_attempts(bundled)}.",
+            "",
+            "```",
+            *bundled.get("stages", []),
+            "```",
+        ]
+    lines += [
+        "",
+        "## Summary",
+        "",
+        "| rows | CSV MB | pipeline s | µs/row | peak RSS GB | Spark ETL s | analytics s | Spark floor s "
+        "| DuckDB ref s (uncapped) | ETL / DuckDB | pipeline / floor | load avg (1 min) before → after |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for n in sorted(runs):
         r = runs[n]
         s = r["spark"]
@@ -152,14 +179,19 @@ def render_markdown(results: dict, notes: str = "") -> str:
             ratio = f"{sec / ref['seconds']:.2f}" if ref else "–"
             lines.append(
                 f"| {stage} | {sec:.2f} | {n / sec:,.0f} | {s['stage_peak_rss'].get(stage, 0) / GB:.2f} | {ratio} |"
-                if sec > 0 else f"| {stage} | {sec:.2f} | – | {s['stage_peak_rss'].get(stage, 0) / GB:.2f} | {ratio} |"
+                if sec > 0
+                else f"| {stage} | {sec:.2f} | – | {s['stage_peak_rss'].get(stage, 0) / GB:.2f} | {ratio} |"
             )
         lines.append(
             f"| **pipeline** (run_pipeline) | {s['pipeline_seconds']:.2f} | {n / s['pipeline_seconds']:,.0f} | "
-            f"{s['peak_rss'] / GB:.2f} | {s['pipeline_seconds'] / ref['seconds']:.2f} |" if ref else ""
+            f"{s['peak_rss'] / GB:.2f} | {s['pipeline_seconds'] / ref['seconds']:.2f} |"
+            if ref
+            else ""
         )
-        lines.append(f"| whole child process (`covidlake run`) | {s['process_seconds']:.2f} | "
-                     f"{n / s['process_seconds']:,.0f} | {s['peak_rss'] / GB:.2f} | – |")
+        lines.append(
+            f"| whole child process (`covidlake run`) | {s['process_seconds']:.2f} | "
+            f"{n / s['process_seconds']:,.0f} | {s['peak_rss'] / GB:.2f} | – |"
+        )
         if ref:
             lines.append(
                 f"| DuckDB reference (raw → trusted) | {ref['seconds']:.2f} | {n / ref['seconds']:,.0f} | "
@@ -173,12 +205,20 @@ def render_markdown(results: dict, notes: str = "") -> str:
                 f"{floor['seconds'] / ref['seconds']:.2f} |"
             )
         if ref:
-            lines += ["", f"Trusted rows (Spark): {s['zone_rows'].get('trusted')}; DuckDB reference: {ref['rows']}"
-                      f" ({'same' if ref.get('same_rows_as_spark') else 'DIFFERENT'})."]
+            lines += [
+                "",
+                f"Trusted rows (Spark): {s['zone_rows'].get('trusted')}; DuckDB reference: {ref['rows']}"
+                f" ({'same' if ref.get('same_rows_as_spark') else 'DIFFERENT'}).",
+            ]
         if s.get("attempts"):
-            lines += ["", f"Best of {len(s['attempts'])}, load average (1 min) beside each: pipeline "
-                      f"{_attempts(s)}" + (f"; DuckDB {_attempts(ref)}" if ref else "")
-                  + (f"; Spark floor {_attempts(floor)}" if floor else "") + "."]
+            lines += [
+                "",
+                f"Best of {len(s['attempts'])}, load average (1 min) beside each: pipeline "
+                f"{_attempts(s)}"
+                + (f"; DuckDB {_attempts(ref)}" if ref else "")
+                + (f"; Spark floor {_attempts(floor)}" if floor else "")
+                + ".",
+            ]
         if r.get("profile"):
             from benchmarks.profile import format_profile
 
@@ -210,11 +250,18 @@ def render_plot(results: dict, png: Path) -> None:
             ax.plot(xs, ys, marker="o", linewidth=2.5 if stage == "pipeline" else 1.2, label=stage)
     ref = [(n, runs[n]["duckdb"]["seconds"]) for n in sizes if "duckdb" in runs[n]]
     if ref:
-        ax.plot(*zip(*ref), marker="s", linestyle="--", color="black", label="DuckDB reference (raw → trusted)")
+        ax.plot(
+            *zip(*ref, strict=True), marker="s", linestyle="--", color="black", label="DuckDB reference (raw → trusted)"
+        )
     floor = [(n, runs[n]["spark_floor"]["seconds"]) for n in sizes if "spark_floor" in runs[n]]
     if floor:
-        ax.plot(*zip(*floor), marker="^", linestyle="--", color="dimgrey",
-                label="Spark floor (CSV → Parquet + snapshot)")
+        ax.plot(
+            *zip(*floor, strict=True),
+            marker="^",
+            linestyle="--",
+            color="dimgrey",
+            label="Spark floor (CSV → Parquet + snapshot)",
+        )
     if sizes:
         lo, hi = sizes[0], sizes[-1]
         base = runs[lo]["spark"]["pipeline_seconds"]

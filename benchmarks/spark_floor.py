@@ -24,11 +24,17 @@ def run(csv: str, out: Path, input_bytes: int) -> dict:
     spark = local_session(Settings(), input_bytes, app_name="covidlake-spark-floor")
     jvm_seconds = time.perf_counter() - started
     raw = spark.read.options(header=True, inferSchema=False).csv(f"file://{csv}")
-    typed = raw.select(*[
-        (F.to_date(F.col(c.name), "yyyy-MM-dd") if c.type is ColumnType.DATE else F.col(c.name).cast(c.type.spark()))
-        .alias(c.name)
-        for c in COVID_FACTS.columns if c.name in raw.columns
-    ])
+    typed = raw.select(
+        *[
+            (
+                F.to_date(F.col(c.name), "yyyy-MM-dd")
+                if c.type is ColumnType.DATE
+                else F.col(c.name).cast(c.type.spark())
+            ).alias(c.name)
+            for c in COVID_FACTS.columns
+            if c.name in raw.columns
+        ]
+    )
     files = max(spark.sparkContext.defaultParallelism, input_bytes // (128 * 1024**2))
     typed.coalesce(files).write.mode("overwrite").parquet(f"file://{out}/daily")
     daily = spark.read.parquet(f"file://{out}/daily")
@@ -38,5 +44,8 @@ def run(csv: str, out: Path, input_bytes: int) -> dict:
     )
     rows = spark.read.parquet(f"file://{out}/snapshot").count()
     spark.stop()
-    return {"seconds": round(time.perf_counter() - started, 2), "jvm_start_seconds": round(jvm_seconds, 2),
-            "snapshot_rows": rows}
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "jvm_start_seconds": round(jvm_seconds, 2),
+        "snapshot_rows": rows,
+    }

@@ -24,7 +24,7 @@ import base64
 import json
 import logging
 import threading
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Union
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -33,7 +33,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
 
-from covidlake.query import CachedResults, QueryBackend, QueryError, QueryTimeout, TableNotPublished
+from covidlake.errors import QueryError, QueryTimeout, TableNotPublished
+from covidlake.query import CachedResults, QueryBackend
 from covidlake.schemas import REFINED_TABLES, ColumnType
 from covidlake.settings import Settings
 
@@ -55,7 +56,7 @@ class ShowResultsRequest(BaseModel):
         json_schema_extra={"enum": TABLE_NAMES},
         examples=["continent_stats"],
     )
-    limit: Optional[StrictInt] = Field(None, ge=1, le=MAX_LIMIT, description="at most this many rows")
+    limit: StrictInt | None = Field(None, ge=1, le=MAX_LIMIT, description="at most this many rows")
 
 
 _PY_TYPES = {
@@ -70,7 +71,7 @@ _PY_TYPES = {
 def _row_model(name: str) -> type[BaseModel]:
     schema = REFINED_TABLES[name]
     fields: dict[str, Any] = {
-        c.name: (Optional[_PY_TYPES[c.type]], Field(..., description=c.description or None)) for c in schema.columns
+        c.name: (_PY_TYPES[c.type] | None, Field(..., description=c.description or None)) for c in schema.columns
     }
     title = "".join(part.title() for part in name.split("_")) + "Row"
     return create_model(title, __config__=ConfigDict(extra="forbid", title=title), **fields)
@@ -78,7 +79,7 @@ def _row_model(name: str) -> type[BaseModel]:
 
 ROW_MODELS: dict[str, type[BaseModel]] = {name: _row_model(name) for name in REFINED_TABLES}
 # One row of any refined table; a response holds rows of the requested table only.
-AnyRow = Union[tuple(ROW_MODELS.values())]  # type: ignore[valid-type]
+AnyRow = Union[tuple(ROW_MODELS.values())]  # type: ignore[valid-type]  # noqa: UP007 (a union built at run time from a tuple has no X | Y spelling)
 
 
 class ColumnInfo(BaseModel):
@@ -103,12 +104,12 @@ class UnknownTableBody(ErrorBody):
 
 
 class BackendErrorBody(ErrorBody):
-    query_id: Optional[str] = None
-    request_id: Optional[str] = None
+    query_id: str | None = None
+    request_id: str | None = None
 
 
 class ValidationItem(BaseModel):
-    loc: list[Union[str, int]]
+    loc: list[str | int]
     type: str
     msg: str
 
@@ -122,9 +123,18 @@ def _json(model: Any) -> dict:
 
 
 SHOW_RESULTS_RESPONSES: dict[int, dict] = {
-    200: {"description": "the table's rows in its natural order, values typed by the schema", "content": _json(list[AnyRow])},
-    400: {"description": "invalid JSON, a body that is not an object, or an unknown table", "content": _json(Union[UnknownTableBody, ErrorBody])},
-    422: {"description": "wrong types, missing or unknown fields, limit out of range", "content": _json(ValidationErrorBody)},
+    200: {
+        "description": "the table's rows in its natural order, values typed by the schema",
+        "content": _json(list[AnyRow]),
+    },
+    400: {
+        "description": "invalid JSON, a body that is not an object, or an unknown table",
+        "content": _json(UnknownTableBody | ErrorBody),
+    },
+    422: {
+        "description": "wrong types, missing or unknown fields, limit out of range",
+        "content": _json(ValidationErrorBody),
+    },
     502: {"description": "the query engine failed", "content": _json(BackendErrorBody)},
     504: {"description": "the query did not finish in time", "content": _json(BackendErrorBody)},
 }
@@ -264,7 +274,11 @@ def _validation_response(exc: RequestValidationError) -> Response:
         if loc == ("body",) and e.get("type") in _NOT_AN_OBJECT:
             return _error(400, 'request body must be a JSON object such as {"table": "continent_stats"}')
     detail = [
-        {"loc": [p for p in e.get("loc", ())], "type": e.get("type", "value_error"), "msg": e.get("msg", "invalid value")}
+        {
+            "loc": [p for p in e.get("loc", ())],
+            "type": e.get("type", "value_error"),
+            "msg": e.get("msg", "invalid value"),
+        }
         for e in errors
     ]
     summary = "; ".join(f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in detail)
@@ -299,8 +313,10 @@ def install_error_handlers(app) -> None:
         log.error("502 for request %s (query %s): %s", request_id, exc.query_id, exc.message)
         kind = "table not published yet" if isinstance(exc, TableNotPublished) else "query failed"
         return _error(
-            502, f"{kind}; details are in the service log under request id {request_id}",
-            query_id=exc.query_id, request_id=request_id,
+            502,
+            f"{kind}; details are in the service log under request id {request_id}",
+            query_id=exc.query_id,
+            request_id=request_id,
         )
 
     @app.exception_handler(NotFoundError)

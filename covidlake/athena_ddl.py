@@ -14,6 +14,4 @@ from covidlake.schemas import ATHENA_DATABASE, REFINED_TABLES
 def refined_table_ddl(database: str = ATHENA_DATABASE, lake_uri: str = "s3://${LakeBucket}") -> dict[str, str]:
     """{table: DDL} for every refined table, in the registry's order."""
     lake = lake_uri.rstrip("/")
-    return {
-        name: schema.athena_ddl(database, f"{lake}/refined/{name}/") for name, schema in REFINED_TABLES.items()
-    }
+    return {name: schema.athena_ddl(database, f"{lake}/refined/{name}/") for name, schema in REFINED_TABLES.items()}

@@ -132,9 +132,11 @@ def print_table(rows: list[dict]) -> None:
     names = list(rows[0])
     cells = [[_fmt(r[n]) for n in names] for r in rows]
     widths = [max(len(n), *(len(c[i]) for c in cells)) for i, n in enumerate(names)]
-    click.echo("  " + "  ".join(n.ljust(w) for n, w in zip(names, widths)))
+    click.echo("  " + "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
     for row in cells:
-        click.echo("  " + "  ".join(c.rjust(w) if _numeric(c) else c.ljust(w) for c, w in zip(row, widths)))
+        click.echo(
+            "  " + "  ".join(c.rjust(w) if _numeric(c) else c.ljust(w) for c, w in zip(row, widths, strict=True))
+        )
 
 
 def _fmt(value) -> str:
@@ -156,7 +158,8 @@ def _numeric(text: str) -> bool:
 @click.option("--limit", type=click.IntRange(1), default=None)
 def query(table, lake, as_json, limit) -> None:
     """Print a refined table."""
-    from covidlake.query import DuckDBBackend, TableNotPublished
+    from covidlake.errors import TableNotPublished
+    from covidlake.query import DuckDBBackend
     from covidlake.storage import open_lake
 
     try:
@@ -180,7 +183,8 @@ def query(table, lake, as_json, limit) -> None:
 )
 def load_country_data_command(db_url, csv_path) -> None:
     """Create table country_data in any PostgreSQL and load a CSV into it (idempotent)."""
-    from covidlake.sources import SchemaError, SourceError, load_country_data, redact
+    from covidlake.errors import SchemaError, SourceError
+    from covidlake.sources import load_country_data, redact
 
     try:
         rows = load_country_data(db_url, csv_path, get_settings())

@@ -21,6 +21,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from covidlake.athena_ddl import refined_table_ddl
+from covidlake.errors import JobCodeMissing
 from covidlake.ingest import MANIFEST_PREFIX
 from covidlake.schemas import ATHENA_DATABASE
 
@@ -263,10 +264,6 @@ def build_athena_queries(settings: EmrSettings) -> dict[str, Any]:
         "workgroup": settings.athena_workgroup,
         "queries": [{"table": name, "query": sql} for name, sql in ddl.items()],
     }
-
-
-class JobCodeMissing(RuntimeError):
-    """The Spark jobs are not uploaded where the plan points EMR."""
 
 
 def missing_job_code(code: str, s3=None) -> list[str]:

@@ -12,7 +12,7 @@ import json
 import secrets
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from covidlake.schemas import REFINED_VERSION_KEY
@@ -21,7 +21,6 @@ from covidlake.sources import Capture, download_csv, extract_country_data
 from covidlake.storage import LakeStorage
 
 MANIFEST_PREFIX = "raw/_manifests/"
-
 
 
 @dataclass
@@ -81,7 +80,7 @@ def ingest(
     force: bool = False,
 ) -> IngestResult:
     """Capture both sources; write new raw objects and a manifest only if either changed."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="covidlake-ingest-") as tmp:
         captures = {
             "covid_data": download_csv(source_url, Path(tmp) / "covid_data.csv", settings),

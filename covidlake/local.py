@@ -13,7 +13,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
-from covidlake.sources import SourceError, with_sslmode
+from covidlake.errors import SourceError
+from covidlake.sources import with_sslmode
 
 log = logging.getLogger(__name__)
 DATABASE = "covid_data"

@@ -16,10 +16,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from filelock import FileLock, Timeout
 
+from covidlake.errors import RunInProgress
 from covidlake.storage import LakeStorage, LocalStorage, S3Storage
 
 LOCK_NAME = ".covidlake.lock"
@@ -27,12 +28,8 @@ S3_LOCK_KEY = "_locks/pipeline.json"
 log = logging.getLogger(__name__)
 
 
-class RunInProgress(RuntimeError):
-    """Another run holds the lake."""
-
-
 def _holder_info() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started_at": datetime.now(timezone.utc).isoformat()}
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started_at": datetime.now(UTC).isoformat()}
 
 
 def _describe(holder: dict | None) -> str:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from covidlake.emr_cluster import EMR_MANAGED_POLICY_TAG, missing_job_code
+from covidlake.errors import SourceError
 from covidlake.settings import Settings
-from covidlake.sources import SourceError, connect, redact
+from covidlake.sources import connect, redact
 
 TAG_KEY, TAG_VALUE = EMR_MANAGED_POLICY_TAG["Key"], EMR_MANAGED_POLICY_TAG["Value"]
 
@@ -131,11 +132,17 @@ def check_alert_subscription(stack: Stack, sns) -> Check:
     if subscriptions:
         pending = ", ".join(s["Endpoint"] for s in subscriptions)
         return Check(
-            "alert subscription", False, f"not confirmed yet: {pending}",
+            "alert subscription",
+            False,
+            f"not confirmed yet: {pending}",
             f"open the confirmation mail sent to {pending} (or send it again: {subscribe})",
         )
-    return Check("alert subscription", False, f"nobody is subscribed to {topic}: failures alert no one",
-                 f"{subscribe}  # then confirm the mail")
+    return Check(
+        "alert subscription",
+        False,
+        f"nobody is subscribed to {topic}: failures alert no one",
+        f"{subscribe}  # then confirm the mail",
+    )
 
 
 def stack_db_url(stack: Stack, secretsmanager) -> str:
@@ -162,8 +169,13 @@ def check_country_data(stack: Stack, secretsmanager, settings: Settings, db_url:
     try:
         conn = connect(db_url, settings)
     except SourceError as err:
-        return Check("country_data", False, f"{err}. The database is private to the VPC unless you made it "
-                     "reachable: this machine may simply not reach it", _tunnel_hint(stack, db_url))
+        return Check(
+            "country_data",
+            False,
+            f"{err}. The database is private to the VPC unless you made it "
+            "reachable: this machine may simply not reach it",
+            _tunnel_hint(stack, db_url),
+        )
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM country_data")

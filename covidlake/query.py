@@ -19,15 +19,18 @@ DuckDB / pyarrow are imported inside the DuckDB backend.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
+from covidlake.errors import QueryError, QueryTimeout, TableNotPublished
 from covidlake.schemas import REFINED_VERSION_KEY, ColumnType, TableSchema, refined_table
 from covidlake.storage import LakeStorage, LocalStorage
 
@@ -35,23 +38,6 @@ VERSION_KEY = REFINED_VERSION_KEY
 
 
 # --- errors ----------------------------------------------------------------------------
-
-
-class QueryError(RuntimeError):
-    """The backend failed to answer (HTTP 502)."""
-
-    def __init__(self, message: str, query_id: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.query_id = query_id
-
-
-class QueryTimeout(QueryError):
-    """The query did not finish within its time budget (HTTP 504)."""
-
-
-class TableNotPublished(QueryError):
-    """The table is in the registry but the lake holds no data for it yet."""
 
 
 # --- values ----------------------------------------------------------------------------
@@ -194,7 +180,7 @@ class DuckDBBackend:
             # table: both engines apply the registry's ORDER BY, so they agree by
             # construction rather than by the files' stored order.
             rows = rel.query(schema.name, self.sql(table, limit)).fetchall()
-        return [{c.name: to_json_value(v, c.type) for c, v in zip(schema.columns, row)} for row in rows]
+        return [{c.name: to_json_value(v, c.type) for c, v in zip(schema.columns, row, strict=True)} for row in rows]
 
 
 # --- Athena ------------------------------------------------------------------------------
@@ -295,10 +281,9 @@ class AthenaBackend:
             delay = min(delay * 2, self.config.max_poll_seconds)
 
     def _stop(self, query_id: str) -> None:
-        try:
+        # Best effort: the timeout is what the caller must hear about.
+        with contextlib.suppress(Exception):
             self.client.stop_query_execution(QueryExecutionId=query_id)
-        except Exception:  # best effort: the timeout is what the caller must hear about
-            pass
 
     def _read(self, query_id: str, schema: TableSchema) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -327,7 +312,7 @@ class AthenaBackend:
             for row in data:
                 cells = row["Data"]
                 record = {}
-                for col, (name, athena_type), cell in zip(schema.columns, columns, cells):
+                for col, (name, athena_type), cell in zip(schema.columns, columns, cells, strict=True):
                     record[name] = to_json_value(athena_value(cell.get("VarCharValue"), athena_type), col.type)
                 rows.append(record)
             token = page.get("NextToken")

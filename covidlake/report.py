@@ -21,7 +21,7 @@ import io
 import json
 import math
 from dataclasses import asdict, is_dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def run_summary(report: Any) -> dict:
         "run_id": ingest_dict.get("run_id"),
         "changed": ingest_dict.get("changed"),
         "processed": report.processed,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "stage_seconds": dict(report.stage_seconds),
         "zone_rows": {zone: dict(tables) for zone, tables in report.zone_rows.items()},
         "quality": asdict(report.quality) if is_dataclass(report.quality) else dict(report.quality or {}),
@@ -123,8 +123,15 @@ def load_data(storage: LakeStorage, report: Any = None) -> dict[str, Any]:
     from covidlake.query import DuckDBBackend, read_version
 
     backend = DuckDBBackend(storage)
-    tables = ("continent_stats", "hdi_analysis", "correlation_analysis", "clusters", "cluster_summary",
-              "top_countries", "numeric_summary")
+    tables = (
+        "continent_stats",
+        "hdi_analysis",
+        "correlation_analysis",
+        "clusters",
+        "cluster_summary",
+        "top_countries",
+        "numeric_summary",
+    )
     data: dict[str, Any] = {name: backend.fetch(name) for name in tables}
     order = {name: i for i, name in enumerate(HDI_ORDER)}
     data["hdi_analysis"].sort(key=lambda r: order.get(r["hdi_category"], len(order)))
@@ -166,14 +173,16 @@ def _pyplot():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({
-        "figure.dpi": 100,
-        "font.size": 10,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.titleweight": "bold",
-        "axes.titlesize": 11,
-    })
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "font.size": 10,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titleweight": "bold",
+            "axes.titlesize": 11,
+        }
+    )
     return plt
 
 
@@ -211,8 +220,12 @@ def fig_hdi(plt, rows: list[dict]):
     names = [r["hdi_category"] for r in rows]
     values = [_num(r["avg_cases_per_thousand"]) for r in rows]
     bars = ax.bar(names, values, color=["#c44e52", "#dd8452", "#55a868", "#4c72b0"][: len(rows)])
-    ax.bar_label(bars, labels=[f"{v:.0f}\n({r['countries']} countries)" for v, r in zip(values, rows)], padding=3,
-                 fontsize=9)
+    ax.bar_label(
+        bars,
+        labels=[f"{v:.0f}\n({r['countries']} countries)" for v, r in zip(values, rows, strict=True)],
+        padding=3,
+        fontsize=9,
+    )
     ax.set_xlabel("Human Development Index category")
     ax.set_ylabel("avg cases per thousand")
     ax.set_title(CHARTS["hdi"][0])
@@ -276,8 +289,14 @@ def fig_clusters(plt, points: list[dict], summary: list[dict]):
     table_ax.axis("off")
     header = ["cluster", "countries", "avg HDI", "avg GDP", "avg density", "avg cases/1k"]
     cells = [
-        [str(r["cluster"]), str(r["countries"]), f"{_num(r['avg_hdi']):.3f}", _fmt_int(_num(r["avg_gdp"])),
-         f"{_num(r['avg_density']):.0f}", f"{_num(r['avg_cases_per_thousand']):.0f}"]
+        [
+            str(r["cluster"]),
+            str(r["countries"]),
+            f"{_num(r['avg_hdi']):.3f}",
+            _fmt_int(_num(r["avg_gdp"])),
+            f"{_num(r['avg_density']):.0f}",
+            f"{_num(r['avg_cases_per_thousand']):.0f}",
+        ]
         for r in summary
     ]
     table = table_ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="right")
@@ -297,8 +316,12 @@ def fig_top_countries(plt, rows: list[dict]):
     rows = list(reversed(rows))
     fig, ax = plt.subplots(figsize=(7, 4.2))
     bars = ax.barh([r["location"] for r in rows], [_num(r["total_cases"]) for r in rows], color="#55a868")
-    ax.bar_label(bars, labels=[f"{_fmt_compact(_num(r['total_cases']))}  ({_num(r['cases_per_thousand']):.0f}/1k)"
-                               for r in rows], padding=3, fontsize=9)
+    ax.bar_label(
+        bars,
+        labels=[f"{_fmt_compact(_num(r['total_cases']))}  ({_num(r['cases_per_thousand']):.0f}/1k)" for r in rows],
+        padding=3,
+        fontsize=9,
+    )
     ax.xaxis.set_major_formatter(lambda x, _: _fmt_compact(x))
     ax.set_xlabel("total cases")
     ax.set_title(CHARTS["top_countries"][0])
@@ -462,7 +485,7 @@ def render_html(data: dict[str, Any], pngs: dict[str, bytes]) -> str:
         run=run,
         version=data.get("refined_version") or {},
         summary_count=(data["numeric_summary"][0].get("total_records") if data["numeric_summary"] else None),
-        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         chart_data_json=_json_for_script(chart_data(data)),
     )
 
@@ -511,7 +534,7 @@ def _report_command():
     )
     def report_command(lake: str | None, out: Path | None) -> None:
         """Write the run report: <lake>/report/index.html (self-contained) and one PNG per chart."""
-        from covidlake.query import QueryError
+        from covidlake.errors import QueryError
         from covidlake.settings import get_settings
         from covidlake.storage import open_lake
 

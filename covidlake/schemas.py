@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class ColumnType(str, Enum):
+class ColumnType(StrEnum):
     STRING = "string"
     DOUBLE = "double"
     BIGINT = "bigint"
@@ -58,7 +58,7 @@ class ColumnType(str, Enum):
         }[self.value]
 
 
-S, D, L, I, DT = ColumnType.STRING, ColumnType.DOUBLE, ColumnType.BIGINT, ColumnType.INT, ColumnType.DATE
+S, D, L, INT, DT = ColumnType.STRING, ColumnType.DOUBLE, ColumnType.BIGINT, ColumnType.INT, ColumnType.DATE
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,7 @@ REFINED_TABLES: dict[str, TableSchema] = {
             (
                 Column("location", S),
                 Column("continent", S),
-                Column("cluster", I),
+                Column("cluster", INT),
                 Column("human_development_index", D),
                 Column("gdp_per_capita", D),
                 Column("population_density", D),
@@ -280,7 +280,7 @@ REFINED_TABLES: dict[str, TableSchema] = {
         TableSchema(
             "cluster_summary",
             (
-                Column("cluster", I),
+                Column("cluster", INT),
                 Column("countries", L),
                 Column("avg_hdi", D),
                 Column("avg_gdp", D),

@@ -19,11 +19,12 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import click
@@ -263,7 +264,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _framing_error(self) -> tuple[int, str] | None:
         """Strict Content-Length / Transfer-Encoding: what two servers could read two ways is refused."""
         lengths = self.headers.get_all("Content-Length") or []
-        if self.headers.defects or any(not HEADER_NAME.fullmatch(name) for name in self.headers.keys()):
+        if self.headers.defects or any(not HEADER_NAME.fullmatch(name) for name in self.headers):
             return 400, "invalid header line"  # e.g. "Content-Length : 5", which ends the stdlib's header parse
         if lengths and self.headers.get_all("Transfer-Encoding"):
             return 400, "both Transfer-Encoding and Content-Length"
@@ -325,9 +326,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             if name != "index.html":
                 return False  # the API answers 404 as for any unknown path
             page = (
-                "<!DOCTYPE html><title>covidlake</title><p>No report yet: run <code>covidlake run</code> or "
-                "<code>covidlake report</code>. The API: <a href=\"/swagger\">/swagger</a>.</p>"
-            ).encode()
+                b"<!DOCTYPE html><title>covidlake</title><p>No report yet: run <code>covidlake run</code> or "
+                b'<code>covidlake report</code>. The API: <a href="/swagger">/swagger</a>.</p>'
+            )
             self._send(404, {"Content-Type": "text/html; charset=utf-8"}, page, [])
             return True
         self._send(200, {"Content-Type": content_type, "Cache-Control": "no-cache"}, file.read_bytes(), [])
@@ -361,7 +362,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         if self.access_log or format.startswith("handler failed") or "code %d" in format:
-            sys.stderr.write("%s - [%s] %s\n" % (self.address_string(), self.log_date_time_string(), format % args))
+            sys.stderr.write(f"{self.address_string()} - [{self.log_date_time_string()}] {format % args}\n")
 
 
 class TooLarge(Exception):
@@ -417,8 +418,12 @@ class ApiServer(ThreadingHTTPServer):
 
 
 def make_server(
-    lake: str, host: str = "127.0.0.1", port: int = 3000, access_log: bool = False,
-    max_connections: int = 64, **limits: float,
+    lake: str,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    access_log: bool = False,
+    max_connections: int = 64,
+    **limits: float,
 ) -> ApiServer:
     """A server over the lake's refined zone, not yet serving (port 0: any free port).
     limits: override ApiRequestHandler's deadlines and size caps (header_seconds=..., ...)."""

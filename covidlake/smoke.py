@@ -11,6 +11,7 @@ Every check runs even after one fails; the command exits non-zero naming each fa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -133,10 +134,8 @@ def _record(event: dict, result: ExecutionResult) -> None:
         result.states.append(details["name"])
         result.transitions += 1
     elif kind.endswith("StateExited") and "output" in details:
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             result.outputs[details["name"]] = json.loads(details["output"])
-        except (TypeError, ValueError):
-            pass
     elif kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"):
         where = result.states[-1] if result.states else "start"
         result.failure = f"{kind} at {where}: {details.get('error', '?')}: {details.get('cause', '')}".rstrip(": ")
@@ -221,15 +220,19 @@ def cost_estimate(emr, cluster_id: str, minutes: float, transitions: int) -> tup
     return cost + transitions * TRANSITION_USD, notes
 
 
-def run_smoke(session, stack: str, echo: Echo = click.echo, poll_seconds: float = 15.0,
-              timeout_seconds: float = 4 * 3600, post: Callable[..., Any] | None = None) -> SmokeReport:
+def run_smoke(
+    session,
+    stack: str,
+    echo: Echo = click.echo,
+    poll_seconds: float = 15.0,
+    timeout_seconds: float = 4 * 3600,
+    post: Callable[..., Any] | None = None,
+) -> SmokeReport:
     """The whole smoke test against a deployed stack; raises SmokeFailure naming every failure."""
     outputs = stack_outputs(session.client("cloudformation"), stack)
     sfn = session.client("stepfunctions")
     name = f"smoke-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-    started = sfn.start_execution(
-        stateMachineArn=outputs["StateMachineArn"], name=name, input=json.dumps(FORCED_INPUT)
-    )
+    started = sfn.start_execution(stateMachineArn=outputs["StateMachineArn"], name=name, input=json.dumps(FORCED_INPUT))
     arn = started["executionArn"]
     echo(f"execution {arn} (input {json.dumps(FORCED_INPUT)})")
     execution = follow_execution(sfn, arn, echo, poll_seconds, timeout_seconds)
@@ -249,8 +252,10 @@ def run_smoke(session, stack: str, echo: Echo = click.echo, poll_seconds: float 
         if not state.startswith("TERMINATED"):
             report.failures.append(f"cluster {report.cluster_id} is still {state} after the execution ended")
         report.cost_usd, notes = cost_estimate(emr, report.cluster_id, report.cluster_minutes, execution.transitions)
-        echo(f"cost estimate for this run: ${report.cost_usd:.3f} (ESTIMATE from the assumed prices in "
-             f"docs/deploy.md, not a bill; {'; '.join(notes)})")
+        echo(
+            f"cost estimate for this run: ${report.cost_usd:.3f} (ESTIMATE from the assumed prices in "
+            f"docs/deploy.md, not a bill; {'; '.join(notes)})"
+        )
     if report.failures:
         raise SmokeFailure("smoke test failed:\n  " + "\n  ".join(report.failures))
     echo("smoke test passed")

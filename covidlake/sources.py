@@ -19,17 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
+from covidlake.errors import SchemaError, SourceError
 from covidlake.schemas import COUNTRY_DATA, COVID_FACTS, TableSchema, canonical_columns
 from covidlake.settings import Settings
-
-
-class SourceError(RuntimeError):
-    """A source could not be captured; the message says which and why."""
-
-
-class SchemaError(ValueError):
-    """Input does not have the columns a table needs."""
-
 
 # Spark's CSV reader stops at this many columns (option maxColumns) with a Java trace.
 SPARK_MAX_COLUMNS = 20_480
@@ -164,7 +156,6 @@ def count_csv_rows(chunks: Iterable[bytes], schema: TableSchema, where: str) -> 
 
 
 def _http_session(settings: Settings):
-    import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
@@ -248,9 +239,11 @@ def download_csv(url: str, dest: Path, settings: Settings) -> Capture:
     received = 0
     deadline = time.monotonic() + settings.http_download_deadline_seconds
     try:
-        with _http_session(settings) as session, session.get(
-            url, stream=True, timeout=(settings.http_connect_timeout, settings.http_read_timeout)
-        ) as resp, download_deadline(resp, deadline, settings.http_download_deadline_seconds, url):
+        with (
+            _http_session(settings) as session,
+            session.get(url, stream=True, timeout=(settings.http_connect_timeout, settings.http_read_timeout)) as resp,
+            download_deadline(resp, deadline, settings.http_download_deadline_seconds, url),
+        ):
             if resp.status_code >= 400:
                 raise SourceError(f"{url}: HTTP {resp.status_code} {resp.reason}")
             declared = resp.headers.get("Content-Length")
@@ -384,8 +377,9 @@ def resolve_db_url(settings: Settings) -> str:
     name = settings.db_name or creds.get("dbname")
     user, password = quote(creds["username"], safe=""), quote(creds["password"], safe="")
     # verify-full: TLS, the RDS CA, and the host name checked against the certificate
-    return with_sslmode(f"postgresql://{user}:{password}@{host}:{port}/{name}", "verify-full",
-                        sslrootcert=settings.db_ca_bundle)
+    return with_sslmode(
+        f"postgresql://{user}:{password}@{host}:{port}/{name}", "verify-full", sslrootcert=settings.db_ca_bundle
+    )
 
 
 def read_country_csv(path: Path) -> tuple[list[str], list[list[object]]]:

@@ -23,7 +23,9 @@ def shuffle_partitions_for(input_bytes: int, cores: int | None = None) -> int:
 
 
 def _java17_available() -> bool:
-    java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin") if "JAVA_HOME" in os.environ else None)
+    java = shutil.which(
+        "java", path=os.path.join(os.environ["JAVA_HOME"], "bin") if "JAVA_HOME" in os.environ else None
+    )
     if not java:
         return False
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr

@@ -14,9 +14,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from urllib.parse import urlparse
 
-
-class LakeAccessDenied(PermissionError):
-    """The lake refused a request (S3 403): a missing IAM permission, named in the message."""
+from covidlake.errors import LakeAccessDenied
 
 
 class LakeStorage(ABC):
@@ -97,9 +95,7 @@ class LocalStorage(LakeStorage):
         if not base.is_dir():
             return []
         return sorted(
-            p.relative_to(self.root).as_posix()
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
         )
 
     def delete_prefix(self, prefix: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -195,7 +195,7 @@ def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:
         storage.publish({f"{staging}/{name}": f"refined/{name}" for name in rows})
     finally:
         storage.delete_prefix(staging)
-    version = {"run_id": run_id, "published_at": datetime.now(timezone.utc).isoformat(), "tables": rows}
+    version = {"run_id": run_id, "published_at": datetime.now(UTC).isoformat(), "tables": rows}
     storage.put_bytes(REFINED_VERSION_KEY, json.dumps(version).encode())
     return rows
 

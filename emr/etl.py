@@ -21,6 +21,7 @@ from functools import cached_property
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
+from covidlake.errors import QualityError, SchemaError
 from covidlake.schemas import (
     COUNTRY_ATTRIBUTES,
     COUNTRY_DATA,
@@ -42,14 +43,6 @@ DEFAULT_MAX_REJECTED_SHARE = 0.05
 # Catalyst's constraint propagation grows combinatorially with the ~100 aliased columns
 # and rule flags here: it took 40 s to optimise the snapshot plan on 247 rows, 0.1 s without.
 NO_CONSTRAINT_PROPAGATION = ("spark.sql.constraintPropagation.enabled", "false")
-
-
-class SchemaError(ValueError):
-    """An input does not have the columns its table needs."""
-
-
-class QualityError(RuntimeError):
-    """Too many rows of an input failed the quality rules; nothing was published."""
 
 
 # --- reading and typing --------------------------------------------------------------
@@ -101,7 +94,10 @@ def _list_failures(checks: dict[str, Column]) -> Column:
     """'col=value, …' for the checks that failed on a row."""
     return F.concat_ws(
         ", ",
-        *[F.when(cond, F.concat(F.lit(f"{name}="), F.coalesce(F.col(f"_raw_{name}"), F.lit("null")))) for name, cond in checks.items()],
+        *[
+            F.when(cond, F.concat(F.lit(f"{name}="), F.coalesce(F.col(f"_raw_{name}"), F.lit("null"))))
+            for name, cond in checks.items()
+        ],
     )
 
 
@@ -219,8 +215,10 @@ def later_copies(typed: DataFrame) -> DataFrame:
     twice = keys.groupBy("location", "date").count().where(F.col("count") > 1).drop("count")
     same_key = (keys["location"].eqNullSafe(twice["location"])) & (keys["date"].eqNullSafe(twice["date"]))
     in_twice = keys.join(twice, on=same_key, how="left_semi")
-    return number_copies(in_twice, ["location", "date"], [F.col("_row_id")]).where(F.col("_copy") > 1).select(
-        "_row_id", "_copy"
+    return (
+        number_copies(in_twice, ["location", "date"], [F.col("_row_id")])
+        .where(F.col("_copy") > 1)
+        .select("_row_id", "_copy")
     )
 
 
@@ -325,9 +323,7 @@ class TrustedTables:
         return rejected_rows(self.countries, "country_data")
 
 
-def build_trusted(
-    covid_raw: DataFrame, country_raw: DataFrame, max_collected_copies: int = 100_000
-) -> TrustedTables:
+def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, max_collected_copies: int = 100_000) -> TrustedTables:
     """Raw (string) frames of both sources -> the trusted tables. The country table is
     collected and a duplicate check runs here (one narrow job); the rest is lazy."""
     covid_raw = normalize_columns(covid_raw, "covid_data")
@@ -526,7 +522,12 @@ def main(argv: list[str] | None = None) -> int:
         rows_in = {name: source["rows"] for name, source in sources.items()}
     try:
         summary = write_trusted(
-            spark, storage, args.covid_csv, args.country_csv, args.run_id, rows_in=rows_in,
+            spark,
+            storage,
+            args.covid_csv,
+            args.country_csv,
+            args.run_id,
+            rows_in=rows_in,
             max_rejected_share=args.max_rejected_share,
         )
     except (SchemaError, QualityError) as err:

@@ -40,9 +40,24 @@ def pypi_reachable(python: str = sys.executable) -> bool:
     """Can pip fetch anything at all (a tiny wheel)? Distinguishes 'offline' from 'does not resolve'."""
     with tempfile.TemporaryDirectory() as tmp:
         probe = subprocess.run(
-            [python, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-             "--dest", tmp, "--timeout", "15", "--retries", "1", "six"],
-            capture_output=True, text=True,
+            [
+                python,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--dest",
+                tmp,
+                "--timeout",
+                "15",
+                "--retries",
+                "1",
+                "six",
+            ],
+            capture_output=True,
+            text=True,
         )
     return probe.returncode == 0
 
@@ -54,10 +69,19 @@ def build_layer(dest: Path, python: str = sys.executable) -> Path:
     if make is None:
         raise RuntimeError("make is required to build the layer")
     proc = subprocess.run(
-        [make, "-s", "-C", str(ROOT / "layer"), "build-CovidlakeLayer", f"ARTIFACTS_DIR={dest}", f"PYTHON={python}",
-         # offline: the RDS CA bundle (~170 KB) is fetched by `sam build` only, unless given
-         f"RDS_CA_BUNDLE={os.environ.get('RDS_CA_BUNDLE', 'none')}"],
-        capture_output=True, text=True,
+        [
+            make,
+            "-s",
+            "-C",
+            str(ROOT / "layer"),
+            "build-CovidlakeLayer",
+            f"ARTIFACTS_DIR={dest}",
+            f"PYTHON={python}",
+            # offline: the RDS CA bundle (~170 KB) is fetched by `sam build` only, unless given
+            f"RDS_CA_BUNDLE={os.environ.get('RDS_CA_BUNDLE', 'none')}",
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         if not pypi_reachable(python):

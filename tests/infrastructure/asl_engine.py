@@ -175,7 +175,7 @@ def _format(template: str, *args: Any) -> str:
         raise RuntimeAslError(f"States.Format: {len(pieces) - 1} placeholders, {len(args)} arguments")
     pieces = [re.sub(r"\\([{}])", r"\1", piece) for piece in pieces]
     out = pieces[0]
-    for arg, piece in zip(args, pieces[1:]):
+    for arg, piece in zip(args, pieces[1:], strict=True):
         out += (arg if isinstance(arg, str) else json.dumps(arg, separators=(",", ":"))) + piece
     return out
 
@@ -262,6 +262,7 @@ def payload_template(template: Any, data: Any, context: dict) -> Any:
 
 # ----------------------------------------------------------------------------- Choice rules
 
+
 def _typed(kind: str) -> Callable[[Any], bool]:
     return {
         "String": lambda v: isinstance(v, str),
@@ -325,6 +326,7 @@ def choice_matches(rule: dict, data: Any, context: dict) -> bool:
 
 # ----------------------------------------------------------------------------- errors
 
+
 def error_matches(names: list[str], error: str) -> bool:
     if error == "States.Runtime":
         return False
@@ -337,6 +339,7 @@ def error_matches(names: list[str], error: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- the engine
+
 
 class AslEngine:
     def __init__(self, definition: dict, resolve: Resolver, state_machine_arn: str, role_arn: str = "") -> None:

@@ -90,9 +90,8 @@ def statement_applies(statement: dict, need: Need) -> bool:
     if "Resource" in statement:
         if not any(_wildcard(r, need.resource) for r in _as_list(statement["Resource"])):
             return False
-    elif "NotResource" in statement:
-        if any(_wildcard(r, need.resource) for r in _as_list(statement["NotResource"])):
-            return False
+    elif "NotResource" in statement and any(_wildcard(r, need.resource) for r in _as_list(statement["NotResource"])):
+        return False
     context = dict(need.context)
     return all(
         _condition_holds(op, key, expected, context)

@@ -25,9 +25,10 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 
 import boto3
@@ -104,8 +105,12 @@ class Resolver:
     def ref(self, name: str) -> Any:
         d = self.d
         pseudo = {
-            "AWS::AccountId": d.account, "AWS::Region": d.region, "AWS::StackName": d.stack,
-            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": NO_VALUE,
+            "AWS::AccountId": d.account,
+            "AWS::Region": d.region,
+            "AWS::StackName": d.stack,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": NO_VALUE,
         }
         if name in pseudo:
             return pseudo[name]
@@ -235,6 +240,7 @@ def function_environment(transformed: dict, deployment: Deployment, logical_id: 
 
 # --- what AWS authorizes for each call ------------------------------------------------------
 
+
 @dataclass
 class World:
     """What the permission model needs to know of the fake account (read from moto's backends)."""
@@ -321,8 +327,10 @@ def needs_for(world: World, service: str, operation: str, params: dict) -> list[
         if operation == "CopyObject":
             src = p["CopySource"]
             src_bucket, src_key = (src["Bucket"], src["Key"]) if isinstance(src, dict) else src.split("/", 1)
-            return [Need.of("s3:GetObject", _s3_object(src_bucket, src_key)),
-                    Need.of("s3:PutObject", _s3_object(bucket, p["Key"]))]
+            return [
+                Need.of("s3:GetObject", _s3_object(src_bucket, src_key)),
+                Need.of("s3:PutObject", _s3_object(bucket, p["Key"])),
+            ]
         if operation == "DeleteObject":
             return [Need.of("s3:DeleteObject", _s3_object(bucket, p["Key"]))]
         if operation == "DeleteObjects":
@@ -383,8 +391,7 @@ class AccessDenied(ClientError):
             f"[rehearsal] component {component} (role {role_arn}) is not authorized to perform "
             f"{need.action} on resource {need.resource} for {operation}"
         )
-        response = {"Error": {"Code": "AccessDenied", "Message": message},
-                    "ResponseMetadata": {"HTTPStatusCode": 403}}
+        response = {"Error": {"Code": "AccessDenied", "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 403}}
         super().__init__(response, operation.split(":")[-1])
         self.component, self.need, self.operation = component, need, operation
 
@@ -412,8 +419,13 @@ class Rehearsal:
         from moto import mock_aws
         from moto.core import enable_iam_authentication
 
-        env = {"AWS_ACCESS_KEY_ID": "admin", "AWS_SECRET_ACCESS_KEY": "admin", "AWS_DEFAULT_REGION": self.d.region,
-               "AWS_REGION": self.d.region, "MOTO_ACCOUNT_ID": self.d.account}
+        env = {
+            "AWS_ACCESS_KEY_ID": "admin",
+            "AWS_SECRET_ACCESS_KEY": "admin",
+            "AWS_DEFAULT_REGION": self.d.region,
+            "AWS_REGION": self.d.region,
+            "MOTO_ACCOUNT_ID": self.d.account,
+        }
         self._stack.enter_context(mock.patch.dict(os.environ, env))
         for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
             self._stack.enter_context(_env_removed(var))
@@ -459,8 +471,9 @@ class Rehearsal:
         out = {}
         for policy, doc in spec.policies.items():
             statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
-            keep = [st for i, st in enumerate(statements)
-                    if f"{spec.component}:{policy}/{st.get('Sid', f'#{i}')}" in kept]
+            keep = [
+                st for i, st in enumerate(statements) if f"{spec.component}:{policy}/{st.get('Sid', f'#{i}')}" in kept
+            ]
             if keep:
                 out[policy] = {"Version": "2012-10-17", "Statement": keep}
         return out
@@ -490,25 +503,37 @@ class Rehearsal:
     # components ------------------------------------------------------------------------
     def credentials_for(self, component: str) -> dict[str, str]:
         creds = self._credentials[component]
-        return {"AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
-                "SessionToken": creds["SessionToken"]}
+        return {
+            "AccessKeyId": creds["AccessKeyId"],
+            "SecretAccessKey": creds["SecretAccessKey"],
+            "SessionToken": creds["SessionToken"],
+        }
 
     def session_for(self, component: str) -> boto3.Session:
         c = self.credentials_for(component)
-        return boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
-                             aws_session_token=c["SessionToken"], region_name=self.d.region)
+        return boto3.Session(
+            aws_access_key_id=c["AccessKeyId"],
+            aws_secret_access_key=c["SecretAccessKey"],
+            aws_session_token=c["SessionToken"],
+            region_name=self.d.region,
+        )
 
     @contextlib.contextmanager
     def as_component(self, component: str, env: dict[str, str] | None = None) -> Iterator[boto3.Session]:
         """Run code as the component runs on AWS: its role's credentials in the environment
         (as Lambda sets them) and as boto3's default session, plus its own env vars."""
         c = self.credentials_for(component)
-        creds_env = {"AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
-                     "AWS_SESSION_TOKEN": c["SessionToken"]}
+        creds_env = {
+            "AWS_ACCESS_KEY_ID": c["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": c["SessionToken"],
+        }
         session = self.session_for(component)
-        with mock.patch.dict(os.environ, {**(env or {}), **creds_env}):
-            with mock.patch.object(boto3, "DEFAULT_SESSION", session):
-                yield session
+        with (
+            mock.patch.dict(os.environ, {**(env or {}), **creds_env}),
+            mock.patch.object(boto3, "DEFAULT_SESSION", session),
+        ):
+            yield session
 
     def check(self, component: str, call: str, need: Need) -> Call:
         """Evaluate one permission of a component against its role's statements, record it."""
@@ -538,8 +563,9 @@ class Rehearsal:
             call = f"{service}:{operation_name}"
             rehearsal._require(component, call, needs_for(rehearsal.world, service, operation_name, api_params))
             response = original(client, operation_name, api_params)
-            rehearsal._require(component, call, _after_call(rehearsal.world, service, operation_name, api_params,
-                                                            response))
+            rehearsal._require(
+                component, call, _after_call(rehearsal.world, service, operation_name, api_params, response)
+            )
             return response
 
         return _make_api_call
@@ -578,8 +604,11 @@ EMR_SYNC_RULES = {
     "terminateCluster": "StepFunctionsGetEventForEMRTerminateJobFlowsRule",
 }
 EMR_SYNC_ACTIONS = {
-    "createCluster": ["elasticmapreduce:RunJobFlow", "elasticmapreduce:DescribeCluster",
-                      "elasticmapreduce:TerminateJobFlows"],
+    "createCluster": [
+        "elasticmapreduce:RunJobFlow",
+        "elasticmapreduce:DescribeCluster",
+        "elasticmapreduce:TerminateJobFlows",
+    ],
     "addStep": ["elasticmapreduce:AddJobFlowSteps", "elasticmapreduce:DescribeStep", "elasticmapreduce:CancelSteps"],
     "terminateCluster": ["elasticmapreduce:TerminateJobFlows", "elasticmapreduce:DescribeCluster"],
 }
@@ -612,7 +641,8 @@ def role_arn_of(transformed: dict, deployment: Deployment, name_or_arn: str) -> 
     resolve = Resolver(transformed, deployment)
     for logical_id, res in transformed["Resources"].items():
         if res["Type"] == "AWS::IAM::InstanceProfile" and name_or_arn in (
-            resolve.ref(logical_id), resolve.get_att(logical_id, "Arn")
+            resolve.ref(logical_id),
+            resolve.get_att(logical_id, "Arn"),
         ):
             return resolve.get_att(res["Properties"]["Roles"][0]["Ref"], "Arn")
     if name_or_arn.startswith("arn:"):
@@ -645,8 +675,13 @@ def task_needs(rehearsal: Rehearsal, state: dict, plan: dict) -> list[Need]:
                 needs.append(Need.of(action, cluster, resource_tags))
         if api == "createCluster":
             for role in (plan["cluster"]["ServiceRole"], plan["cluster"]["JobFlowRole"]):
-                needs.append(Need.of("iam:PassRole", role_arn_of(rehearsal.transformed, d, role),
-                                     {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}))
+                needs.append(
+                    Need.of(
+                        "iam:PassRole",
+                        role_arn_of(rehearsal.transformed, d, role),
+                        {"iam:PassedToService": "elasticmapreduce.amazonaws.com"},
+                    )
+                )
             emr = "elasticmapreduce.amazonaws.com"
             slr = f"arn:aws:iam::{d.account}:role/aws-service-role/{emr}/AWSServiceRoleForEMRCleanup"
             needs.append(Need.of("iam:CreateServiceLinkedRole", slr, {"iam:AWSServiceName": emr}))
@@ -685,8 +720,10 @@ def spark_needs(deployment: Deployment) -> list[tuple[str, Need]]:
         for prefix in prefixes:
             key = prefix if prefix.endswith("/") else prefix + "/"
             out.append((f"spark:{mode} {prefix}", Need.of("s3:ListBucket", deployment.bucket_arn, {"s3:prefix": key})))
-            out += [(f"spark:{mode} {prefix}", Need.of(a, _s3_object(deployment.bucket, f"{key}part-00000")))
-                    for a in EMRFS_ACTIONS[mode]]
+            out += [
+                (f"spark:{mode} {prefix}", Need.of(a, _s3_object(deployment.bucket, f"{key}part-00000")))
+                for a in EMRFS_ACTIONS[mode]
+            ]
     return out
 
 

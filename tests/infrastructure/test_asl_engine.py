@@ -29,10 +29,16 @@ def test_paths_spec_example():
 
 def test_parameters_spec_example_with_paths_and_literals():
     """Spec, "Parameters": {"flagged": 7, "vals": [0, 10, 20, 30, 40, 50]}."""
-    definition = {"StartAt": "P", "States": {"P": {
-        "Type": "Pass", "End": True,
-        "Parameters": {"flagged": True, "parts": {"first.$": "$.vals[0]", "last3.$": "$.vals[3:]"}},
-    }}}
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Pass",
+                "End": True,
+                "Parameters": {"flagged": True, "parts": {"first.$": "$.vals[0]", "last3.$": "$.vals[3:]"}},
+            }
+        },
+    }
     out = run(definition, {"flagged": 7, "vals": [0, 10, 20, 30, 40, 50]}).output
     assert out == {"flagged": True, "parts": {"first": 0, "last3": [30, 40, 50]}}
 
@@ -46,8 +52,12 @@ def test_input_result_output_path_developer_guide_example():
         return f"Hello, {call.parameters['who']}!"
 
     definition = one_task({"InputPath": "$.lambda", "ResultPath": "$.data.lambdaresult", "OutputPath": "$.data"}, None)
-    data = {"comment": "An input comment.", "data": {"val1": 23, "val2": 17}, "extra": "foo",
-            "lambda": {"who": "AWS Step Functions"}}
+    data = {
+        "comment": "An input comment.",
+        "data": {"val1": 23, "val2": 17},
+        "extra": "foo",
+        "lambda": {"who": "AWS Step Functions"},
+    }
     execution = run(definition, data, hello)
     assert seen == [{"who": "AWS Step Functions"}]
     assert execution.output == {"val1": 23, "val2": 17, "lambdaresult": "Hello, AWS Step Functions!"}
@@ -64,34 +74,67 @@ def test_input_result_output_path_developer_guide_example():
     ],
 )
 def test_result_path_spec_example(result_path, expected):
-    add = lambda call: call.parameters["val1"] + call.parameters["val2"]
+    def add(call):
+        return call.parameters["val1"] + call.parameters["val2"]
+
     definition = one_task({"InputPath": "$.numbers", **result_path}, None)
     assert run(definition, {"title": "Numbers to add", "numbers": {"val1": 3, "val2": 4}}, add).output == expected
 
 
 def test_result_selector_developer_guide_example():
     """ResultSelector picks from the raw result before ResultPath places it."""
-    raw = {"resourceType": "elasticmapreduce", "resource": "createCluster.sync",
-           "output": {"SdkHttpMetadata": {"HttpStatusCode": 200}, "ClusterId": "AKIAIOSFODNN7EXAMPLE"}}
-    definition = one_task({"ResultSelector": {"ClusterId.$": "$.output.ClusterId", "ResourceType.$": "$.resourceType"},
-                           "ResultPath": "$.EMROutput"}, None)
+    raw = {
+        "resourceType": "elasticmapreduce",
+        "resource": "createCluster.sync",
+        "output": {"SdkHttpMetadata": {"HttpStatusCode": 200}, "ClusterId": "AKIAIOSFODNN7EXAMPLE"},
+    }
+    definition = one_task(
+        {
+            "ResultSelector": {"ClusterId.$": "$.output.ClusterId", "ResourceType.$": "$.resourceType"},
+            "ResultPath": "$.EMROutput",
+        },
+        None,
+    )
     out = run(definition, {"x": 1}, lambda call: raw).output
     assert out == {"x": 1, "EMROutput": {"ClusterId": "AKIAIOSFODNN7EXAMPLE", "ResourceType": "elasticmapreduce"}}
 
 
-CHOICE = {"StartAt": "C", "States": {
-    "C": {"Type": "Choice", "Default": "DefaultState", "Choices": [
-        {"Not": {"Variable": "$.type", "StringEquals": "Private"}, "Next": "Public"},
-        {"And": [{"Variable": "$.value", "IsPresent": True}, {"Variable": "$.value", "IsNumeric": True},
-                 {"Variable": "$.value", "NumericGreaterThanEquals": 20},
-                 {"Variable": "$.value", "NumericLessThan": 30}], "Next": "ValueInTwenties"},
-        {"And": [{"Variable": "$.rating", "IsPresent": True},
-                 {"Variable": "$.rating", "NumericGreaterThanPath": "$.auditThreshold"}], "Next": "StartAudit"},
-        {"And": [{"Variable": "$.name", "IsPresent": True},
-                 {"Variable": "$.name", "StringMatches": "log-*.txt"}], "Next": "Logs"},
-    ]},
-    **{n: {"Type": "Succeed"} for n in ("Public", "ValueInTwenties", "StartAudit", "Logs", "DefaultState")},
-}}
+CHOICE = {
+    "StartAt": "C",
+    "States": {
+        "C": {
+            "Type": "Choice",
+            "Default": "DefaultState",
+            "Choices": [
+                {"Not": {"Variable": "$.type", "StringEquals": "Private"}, "Next": "Public"},
+                {
+                    "And": [
+                        {"Variable": "$.value", "IsPresent": True},
+                        {"Variable": "$.value", "IsNumeric": True},
+                        {"Variable": "$.value", "NumericGreaterThanEquals": 20},
+                        {"Variable": "$.value", "NumericLessThan": 30},
+                    ],
+                    "Next": "ValueInTwenties",
+                },
+                {
+                    "And": [
+                        {"Variable": "$.rating", "IsPresent": True},
+                        {"Variable": "$.rating", "NumericGreaterThanPath": "$.auditThreshold"},
+                    ],
+                    "Next": "StartAudit",
+                },
+                {
+                    "And": [
+                        {"Variable": "$.name", "IsPresent": True},
+                        {"Variable": "$.name", "StringMatches": "log-*.txt"},
+                    ],
+                    "Next": "Logs",
+                },
+            ],
+        },
+        **{n: {"Type": "Succeed"} for n in ("Public", "ValueInTwenties", "StartAudit", "Logs", "DefaultState")},
+    },
+}
 
 
 @pytest.mark.parametrize(
@@ -111,16 +154,31 @@ def test_choice_spec_examples(data, where):
 
 
 def test_choice_on_a_missing_variable_is_a_runtime_error():
-    execution = run({"StartAt": "C", "States": {"C": {"Type": "Choice", "Default": "D", "Choices": [
-        {"Variable": "$.nope", "BooleanEquals": True, "Next": "D"}]}, "D": {"Type": "Succeed"}}}, {})
+    execution = run(
+        {
+            "StartAt": "C",
+            "States": {
+                "C": {
+                    "Type": "Choice",
+                    "Default": "D",
+                    "Choices": [{"Variable": "$.nope", "BooleanEquals": True, "Next": "D"}],
+                },
+                "D": {"Type": "Succeed"},
+            },
+        },
+        {},
+    )
     assert (execution.status, execution.error) == ("FAILED", "States.Runtime")
 
 
 @pytest.mark.parametrize(
     ("expr", "data", "expected"),
     [
-        ("States.Format('Your name is {}, we are in the year {}', $.name, $.year)", {"name": "Foo", "year": "2020"},
-         "Your name is Foo, we are in the year 2020"),
+        (
+            "States.Format('Your name is {}, we are in the year {}', $.name, $.year)",
+            {"name": "Foo", "year": "2020"},
+            "Your name is Foo, we are in the year 2020",
+        ),
         ("States.JsonToString($.someJson)", {"someJson": {"name": "Foo", "year": 2020}}, '{"name":"Foo","year":2020}'),
         ("States.StringToJson($.escapedJsonString)", {"escapedJsonString": '{"foo": "bar"}'}, {"foo": "bar"}),
         ("States.ArrayLength($.inputArray)", {"inputArray": [1, 2, 3, 4, 5, 6, 7, 8, 9]}, 9),
@@ -133,8 +191,20 @@ def test_intrinsic_functions_developer_guide_examples(expr, data, expected):
 
 
 def test_context_object():
-    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True, "Parameters": {
-        "sm.$": "$$.StateMachine.Id", "name.$": "$$.Execution.Name", "input.$": "$$.Execution.Input"}}}}
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Pass",
+                "End": True,
+                "Parameters": {
+                    "sm.$": "$$.StateMachine.Id",
+                    "name.$": "$$.Execution.Name",
+                    "input.$": "$$.Execution.Input",
+                },
+            }
+        },
+    }
     assert run(definition, {"a": 1}, name="n1").output == {"sm": ARN, "name": "n1", "input": {"a": 1}}
 
 
@@ -154,8 +224,10 @@ def failing(errors: list[str]):
 
 def test_retry_backoff_spec_example():
     """Spec "Retry": IntervalSeconds 3, MaxAttempts 2, BackoffRate 1.5 -> waits 3 then 4.5, then gives up."""
-    definition = one_task({"Retry": [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 3, "MaxAttempts": 2,
-                                      "BackoffRate": 1.5}]}, None)
+    definition = one_task(
+        {"Retry": [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 3, "MaxAttempts": 2, "BackoffRate": 1.5}]},
+        None,
+    )
     task = failing(["States.Timeout"] * 3)
     execution = run(definition, {}, task)
     assert (execution.status, execution.error) == ("FAILED", "States.Timeout")
@@ -164,11 +236,22 @@ def test_retry_backoff_spec_example():
 
 
 def test_catch_spec_example_keeps_the_input_and_adds_the_error():
-    definition = {"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": "arn:fn", "End": True,
-              "Catch": [{"ErrorEquals": ["java.lang.Exception"], "ResultPath": "$.error-info", "Next": "RecoveryState"},
-                        {"ErrorEquals": ["States.ALL"], "Next": "EndState"}]},
-        "RecoveryState": {"Type": "Succeed"}, "EndState": {"Type": "Succeed"}}}
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:fn",
+                "End": True,
+                "Catch": [
+                    {"ErrorEquals": ["java.lang.Exception"], "ResultPath": "$.error-info", "Next": "RecoveryState"},
+                    {"ErrorEquals": ["States.ALL"], "Next": "EndState"},
+                ],
+            },
+            "RecoveryState": {"Type": "Succeed"},
+            "EndState": {"Type": "Succeed"},
+        },
+    }
     execution = run(definition, {"in": 1}, failing(["java.lang.Exception"]))
     assert execution.path() == ["T", "RecoveryState"]
     assert execution.output == {"in": 1, "error-info": {"Error": "java.lang.Exception", "Cause": "boom"}}
@@ -195,11 +278,23 @@ def test_error_names(names, error, matches):
 
 
 def test_map_item_selector_and_context():
-    definition = {"StartAt": "M", "States": {"M": {
-        "Type": "Map", "ItemsPath": "$.items", "End": True, "ResultPath": "$.out",
-        "ItemSelector": {"v.$": "$$.Map.Item.Value.v", "i.$": "$$.Map.Item.Index", "shared.$": "$.shared"},
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "T",
-                          "States": {"T": {"Type": "Task", "Resource": "arn:fn", "End": True}}}}}}
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "End": True,
+                "ResultPath": "$.out",
+                "ItemSelector": {"v.$": "$$.Map.Item.Value.v", "i.$": "$$.Map.Item.Index", "shared.$": "$.shared"},
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "T",
+                    "States": {"T": {"Type": "Task", "Resource": "arn:fn", "End": True}},
+                },
+            }
+        },
+    }
     execution = run(definition, {"items": [{"v": "a"}, {"v": "b"}], "shared": 1}, lambda call: call.parameters)
     assert execution.output["out"] == [{"v": "a", "i": 0, "shared": 1}, {"v": "b", "i": 1, "shared": 1}]
     assert execution.path() == ["M", "M/0/T", "M/1/T"]

@@ -49,7 +49,10 @@ def test_checkov_passes_with_only_the_declared_skips(template, tmp_path):
         pytest.skip("checkov not installed: run `make checkov` (it creates .venv-checkov)")
     proc = subprocess.run(
         [binary, "-f", str(TEMPLATE), "--framework", "cloudformation", "--skip-download", "-o", "json"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
     )
     report = json.loads(proc.stdout)
     results = report["results"]

@@ -91,20 +91,35 @@ def test_steps_spark_submit_with_s3_paths(plan):
     etl = plan["steps"]["etl"]["HadoopJarStep"]
     assert etl["Jar"] == "command-runner.jar"
     assert etl["Args"] == [
-        "spark-submit", "--deploy-mode", "cluster",
-        "--py-files", "s3://lake-bucket-for-tests/code/covidlake.zip",
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        "--py-files",
+        "s3://lake-bucket-for-tests/code/covidlake.zip",
         "s3://lake-bucket-for-tests/code/emr/etl.py",
-        "--lake", "s3://lake-bucket-for-tests",
-        "--covid-csv", EVENT["inputs"]["covid_csv"],
-        "--country-csv", EVENT["inputs"]["country_csv"],
-        "--run-id", EVENT["run_id"],
-        "--manifest-key", f"raw/_manifests/{EVENT['run_id']}.json",
-        "--metrics-region", "us-east-1",  # the Lambda's AWS_REGION: EMR nodes have none
-        "--metrics-namespace", "covidlake",
+        "--lake",
+        "s3://lake-bucket-for-tests",
+        "--covid-csv",
+        EVENT["inputs"]["covid_csv"],
+        "--country-csv",
+        EVENT["inputs"]["country_csv"],
+        "--run-id",
+        EVENT["run_id"],
+        "--manifest-key",
+        f"raw/_manifests/{EVENT['run_id']}.json",
+        "--metrics-region",
+        "us-east-1",  # the Lambda's AWS_REGION: EMR nodes have none
+        "--metrics-namespace",
+        "covidlake",
     ]
     analytics = plan["steps"]["analytics"]["HadoopJarStep"]["Args"]
-    assert analytics[5:] == ["s3://lake-bucket-for-tests/code/emr/analytics.py", "--lake", "s3://lake-bucket-for-tests",
-                             "--run-id", EVENT["run_id"]]
+    assert analytics[5:] == [
+        "s3://lake-bucket-for-tests/code/emr/analytics.py",
+        "--lake",
+        "s3://lake-bucket-for-tests",
+        "--run-id",
+        EVENT["run_id"],
+    ]
     for step in plan["steps"].values():
         assert step["ActionOnFailure"] == "CONTINUE", "the state machine, not EMR, handles failures"
 
@@ -191,7 +206,10 @@ def test_metrics_namespace_settings(emr_env, monkeypatch):
     for key in ("COVIDLAKE_METRICS_NAMESPACE", "POWERTOOLS_METRICS_NAMESPACE"):
         monkeypatch.delenv(key)
     args = build_run_plan(EVENT, EmrSettings())["steps"]["etl"]["HadoopJarStep"]["Args"]
-    assert "--metrics-namespace" not in args and args[-2:] == ["--manifest-key", f"raw/_manifests/{EVENT['run_id']}.json"]
+    assert "--metrics-namespace" not in args and args[-2:] == [
+        "--manifest-key",
+        f"raw/_manifests/{EVENT['run_id']}.json",
+    ]
     for bad in ("AWS/EMR", "name;with;semicolons", "x" * 256):
         with pytest.raises(ValidationError):
             EmrSettings(metrics_namespace=bad)

@@ -111,7 +111,7 @@ def upload_job_code(bucket: str, skip: str | None = None) -> None:
 
 @pytest.mark.parametrize("absent", ["emr/etl.py", "bootstrap.sh"])
 def test_create_emr_names_the_missing_job_code_before_any_cluster_starts(lambda_env, absent):
-    from covidlake.emr_cluster import JobCodeMissing
+    from covidlake.errors import JobCodeMissing
 
     lambda_env("CreateEmrFunction")
     handler = load_handler("create_emr")

@@ -32,7 +32,8 @@ def emr_cluster_statements_without_tag_condition(transformed: dict) -> list[dict
 
 
 @attack(
-    10, "the state machine's role used on another cluster in the account (terminate, add steps)",
+    10,
+    "the state machine's role used on another cluster in the account (terminate, add steps)",
     "denied: every EMR cluster statement needs the stack's `covidlake:stack` tag",
 )
 def test_state_machine_emr_statements_need_the_stack_tag(transformed, template):
@@ -53,7 +54,8 @@ def bucket_listing(transformed: dict, role: str) -> list[dict]:
 
 
 @attack(
-    10, "the show_results role listing the whole lake (raw zone, manifests)",
+    10,
+    "the show_results role listing the whole lake (raw zone, manifests)",
     "denied: s3:ListBucket only under `refined/` (and Athena's `athena-results/`)",
 )
 def test_show_results_lists_only_refined(transformed):
@@ -68,20 +70,25 @@ def db_port_egress(transformed: dict) -> list[dict]:
     """Every egress rule of the ingest Lambda's security group on the database port."""
     res = transformed["Resources"]
     rules = [dict(r) for r in res["LambdaSecurityGroup"]["Properties"].get("SecurityGroupEgress", [])]
-    rules += [r["Properties"] for r in res.values() if r["Type"] == "AWS::EC2::SecurityGroupEgress"
-              and r["Properties"]["GroupId"] == {"Ref": "LambdaSecurityGroup"}]
+    rules += [
+        r["Properties"]
+        for r in res.values()
+        if r["Type"] == "AWS::EC2::SecurityGroupEgress" and r["Properties"]["GroupId"] == {"Ref": "LambdaSecurityGroup"}
+    ]
     return [r for r in rules if r.get("FromPort") == {"Ref": "DbPort"}]
 
 
 @attack(
-    10, "the ingest Lambda reaching the database port anywhere (0.0.0.0/0)",
+    10,
+    "the ingest Lambda reaching the database port anywhere (0.0.0.0/0)",
     "egress on the database port to the database's security group only",
 )
 def test_ingest_reaches_the_database_port_of_its_group_only(transformed, template):
     rules = db_port_egress(transformed)
     assert not any("CidrIp" in r or "CidrIpv6" in r for r in rules)
     assert sorted(json.dumps(r["DestinationSecurityGroupId"]) for r in rules) == [
-        '{"Ref": "DatabaseSecurityGroup"}', '{"Ref": "ExistingDbSecurityGroupId"}'
+        '{"Ref": "DatabaseSecurityGroup"}',
+        '{"Ref": "ExistingDbSecurityGroupId"}',
     ]
     wide = copy.deepcopy(template)
     wide["Resources"]["LambdaSecurityGroup"]["Properties"]["SecurityGroupEgress"].append(
@@ -97,7 +104,8 @@ def route_security(transformed: dict) -> dict[str, object]:
 
 
 @attack(
-    11, "ApiAuth=IAM: an unsigned call to any route",
+    11,
+    "ApiAuth=IAM: an unsigned call to any route",
     "every route has the IAM (SigV4) authorizer; with NONE (default) none has",
 )
 def test_api_auth_parameter_switches_every_route(transformed, template):

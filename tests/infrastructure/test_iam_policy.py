@@ -8,12 +8,24 @@ from .iam_policy import Need, evaluate
 
 BUCKET = "arn:aws:s3:::lake"
 RAW_RW = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{BUCKET}/raw/*"}
-LIST_RAW = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": BUCKET,
-            "Condition": {"StringLike": {"s3:prefix": ["raw/*"]}}}
-TAGGED = {"Effect": "Allow", "Action": "elasticmapreduce:RunJobFlow", "Resource": "*",
-          "Condition": {"StringEquals": {"aws:RequestTag/covidlake:stack": "prod"}}}
-NAMESPACE = {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
-             "Condition": {"StringEquals": {"cloudwatch:namespace": "covidlake"}}}
+LIST_RAW = {
+    "Effect": "Allow",
+    "Action": "s3:ListBucket",
+    "Resource": BUCKET,
+    "Condition": {"StringLike": {"s3:prefix": ["raw/*"]}},
+}
+TAGGED = {
+    "Effect": "Allow",
+    "Action": "elasticmapreduce:RunJobFlow",
+    "Resource": "*",
+    "Condition": {"StringEquals": {"aws:RequestTag/covidlake:stack": "prod"}},
+}
+NAMESPACE = {
+    "Effect": "Allow",
+    "Action": "cloudwatch:PutMetricData",
+    "Resource": "*",
+    "Condition": {"StringEquals": {"cloudwatch:namespace": "covidlake"}},
+}
 
 
 def allowed(statements, action, resource, context=None) -> bool:
@@ -53,20 +65,32 @@ def test_string_equals_on_request_tags_and_namespace():
 
 
 def test_negated_and_if_exists_operators():
-    not_dev = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
-               "Condition": {"StringNotEquals": {"aws:PrincipalTag/env": "dev"}}}
+    not_dev = {
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"aws:PrincipalTag/env": "dev"}},
+    }
     assert allowed([not_dev], "s3:GetObject", "x", {"aws:PrincipalTag/env": "prod"})
     assert not allowed([not_dev], "s3:GetObject", "x", {"aws:PrincipalTag/env": "dev"})
     assert allowed([not_dev], "s3:GetObject", "x")  # a missing key satisfies a negated operator
-    if_exists = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
-                 "Condition": {"StringEqualsIfExists": {"aws:PrincipalTag/env": "prod"}}}
+    if_exists = {
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": "*",
+        "Condition": {"StringEqualsIfExists": {"aws:PrincipalTag/env": "prod"}},
+    }
     assert allowed([if_exists], "s3:GetObject", "x")
     assert not allowed([if_exists], "s3:GetObject", "x", {"aws:PrincipalTag/env": "dev"})
 
 
 def test_an_unmodelled_operator_is_refused_loudly():
-    numeric = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
-               "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}}}
+    numeric = {
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": "*",
+        "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+    }
     with pytest.raises(NotImplementedError, match="NumericLessThan"):
         allowed([numeric], "s3:GetObject", "x", {"s3:TlsVersion": "1.3"})
 

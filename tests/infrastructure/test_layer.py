@@ -47,16 +47,25 @@ def test_lambda_modules_import_without_heavy_packages(module):
         f"for name in {HEAVY!r}: sys.modules[name] = None  # any import of them now fails\n"
         f"import {module}\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_the_import_guard_does_catch_a_heavy_import(tmp_path):
     (tmp_path / "heavy_mod.py").write_text("import pandas\n")
     code = "import sys\nsys.modules['pandas'] = None\nimport heavy_mod\n"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode != 0
 
 

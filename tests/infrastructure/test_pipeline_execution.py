@@ -17,9 +17,19 @@ from .pipeline_rig import STATE_MACHINE_ARN, Rig, default_session
 
 SM_EXECUTION = STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:")
 NEW_DATA_PATH = [
-    "CheckRunningExecutions", "CountRunningExecutions", "AnotherRunInProgress", "Ingest", "SourcesChanged",
-    "BuildRunPlan", "CreateCluster", "RunEtl", "RunAnalytics", "TerminateCluster", "CreateRefinedTables",
-    *[f"CreateRefinedTables/{i}/CreateTable" for i in range(7)], "Succeeded",
+    "CheckRunningExecutions",
+    "CountRunningExecutions",
+    "AnotherRunInProgress",
+    "Ingest",
+    "SourcesChanged",
+    "BuildRunPlan",
+    "CreateCluster",
+    "RunEtl",
+    "RunAnalytics",
+    "TerminateCluster",
+    "CreateRefinedTables",
+    *[f"CreateRefinedTables/{i}/CreateTable" for i in range(7)],
+    "Succeeded",
 ]
 
 
@@ -48,8 +58,15 @@ def assert_io(execution, name: str, expected_input, expected_output) -> None:
 
 def guard_passes(execution, start: dict, me: str) -> dict:
     """The guard's three states with this execution alone: returns the data after them."""
-    executions = [{"ExecutionArn": f"{SM_EXECUTION}:{me}", "StateMachineArn": STATE_MACHINE_ARN, "Name": me,
-                   "Status": "RUNNING", "StartDate": "2026-11-28T00:00:00Z"}]
+    executions = [
+        {
+            "ExecutionArn": f"{SM_EXECUTION}:{me}",
+            "StateMachineArn": STATE_MACHINE_ARN,
+            "Name": me,
+            "Status": "RUNNING",
+            "StartDate": "2026-11-28T00:00:00Z",
+        }
+    ]
     listed = {**start, "guard": {"Executions": executions}}
     assert_io(execution, "CheckRunningExecutions", start, listed)
     counted = {**start, "guard": {"running": 1, "Executions": executions}}
@@ -95,13 +112,20 @@ def check_new_data_run(rig: Rig, name: str = "run-1") -> dict:
     queries = plan["athena"]["queries"]
     assert [q["table"] for q in queries] == sorted_tables()
     for i, query in enumerate(queries):
-        item = {"table": query["table"], "query": query["query"],
-                "database": plan["athena"]["database"], "workgroup": plan["athena"]["workgroup"]}
+        item = {
+            "table": query["table"],
+            "query": query["query"],
+            "database": plan["athena"]["database"],
+            "workgroup": plan["athena"]["workgroup"],
+        }
         state = execution.run(f"CreateRefinedTables/{i}/CreateTable")
         assert state.input == item
         assert state.output["QueryExecution"]["Query"] == query["query"]
-        assert rig.calls.athena[i] == {"QueryString": query["query"], "WorkGroup": item["workgroup"],
-                                       "QueryExecutionContext": {"Database": item["database"]}}
+        assert rig.calls.athena[i] == {
+            "QueryString": query["query"],
+            "WorkGroup": item["workgroup"],
+            "QueryExecutionContext": {"Database": item["database"]},
+        }
     assert_io(execution, "Succeeded", with_cluster, with_cluster)
     assert execution.output == with_cluster
     assert rig.alerts() == []
@@ -132,8 +156,9 @@ def test_unchanged_data_ends_in_no_new_data_without_a_cluster(make_rig):
     # what analytics writes last on EMR: the refined zone now holds this run
     import boto3
 
-    boto3.client("s3").put_object(Bucket=rig.bucket, Key="refined/_version.json",
-                                  Body=json.dumps({"run_id": first["run_id"]}))
+    boto3.client("s3").put_object(
+        Bucket=rig.bucket, Key="refined/_version.json", Body=json.dumps({"run_id": first["run_id"]})
+    )
     clusters_before = rig.cluster_states()
     start = {"force": False}
     execution = rig.start(start, "run-2")
@@ -218,8 +243,16 @@ def test_another_run_in_progress_is_skipped_without_touching_anything(make_rig):
     execution = rig.start(start, "today")
     assert execution.path() == [*NEW_DATA_PATH[:3], "RecordSkipReason", "SkippedAnotherRunInProgress"]
     assert execution.status == "SUCCEEDED"
-    executions = [{"ExecutionArn": f"{SM_EXECUTION}:{n}", "StateMachineArn": STATE_MACHINE_ARN, "Name": n,
-                   "Status": "RUNNING", "StartDate": "2026-11-28T00:00:00Z"} for n in ("today", "yesterday")]
+    executions = [
+        {
+            "ExecutionArn": f"{SM_EXECUTION}:{n}",
+            "StateMachineArn": STATE_MACHINE_ARN,
+            "Name": n,
+            "Status": "RUNNING",
+            "StartDate": "2026-11-28T00:00:00Z",
+        }
+        for n in ("today", "yesterday")
+    ]
     counted = {**start, "guard": {"running": 2, "Executions": executions}}
     assert_io(execution, "AnotherRunInProgress", counted, counted)
     skipped = {
@@ -274,8 +307,14 @@ def mutate(definition: dict, mutation: str) -> dict:
 
 @pytest.mark.parametrize(
     "mutation",
-    ["plan_steps_from_cluster", "cluster_result_path", "etl_result_kept", "ingest_payload",
-     "map_item_database", "output_path"],
+    [
+        "plan_steps_from_cluster",
+        "cluster_result_path",
+        "etl_result_kept",
+        "ingest_payload",
+        "map_item_database",
+        "output_path",
+    ],
 )
 def test_a_wrong_path_in_the_definition_fails_the_new_data_check(make_rig, mutation):
     """Negative control: one JSONPath/ResultPath/OutputPath changed in a copy of the ASL."""

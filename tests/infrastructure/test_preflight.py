@@ -49,9 +49,7 @@ def deployment(aws, pg_url):
     with mock_aws():
         ec2 = boto3.client("ec2", region_name=REGION)
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)
-        ]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
         public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.9.0/24")["Subnet"]["SubnetId"]
         eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
         nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=eip)["NatGateway"]["NatGatewayId"]
@@ -68,12 +66,17 @@ def deployment(aws, pg_url):
         # the embedded server listens on a Unix socket: its directory is the host
         host = db.hostname or parse_qs(db.query)["host"][0]
         params = {
-            "VpcId": vpc, "SubnetIds": ",".join(subnets), "DbHost": host, "DbPort": str(db.port or 5432),
-            "DbName": db.path.lstrip("/"), "DbSecretArn": secret,
+            "VpcId": vpc,
+            "SubnetIds": ",".join(subnets),
+            "DbHost": host,
+            "DbPort": str(db.port or 5432),
+            "DbName": db.path.lstrip("/"),
+            "DbSecretArn": secret,
         }
         cfn = boto3.client("cloudformation", region_name=REGION)
         cfn.create_stack(
-            StackName=STACK, TemplateBody=json.dumps(STACK_TEMPLATE),
+            StackName=STACK,
+            TemplateBody=json.dumps(STACK_TEMPLATE),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
         )
         s3 = boto3.client("s3", region_name=REGION)
@@ -83,8 +86,19 @@ def deployment(aws, pg_url):
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
         sns = boto3.client("sns", region_name=REGION)
         sns.subscribe(TopicArn=outputs["AlertTopicArn"], Protocol="email", Endpoint="ops@example.com")
-        yield {"ec2": ec2, "s3": s3, "sns": sns, "cfn": cfn, "subnets": subnets, "vpc": vpc, "nat": nat,
-               "table": table, "topic": outputs["AlertTopicArn"], "secret": secret, "pg_url": pg_url}
+        yield {
+            "ec2": ec2,
+            "s3": s3,
+            "sns": sns,
+            "cfn": cfn,
+            "subnets": subnets,
+            "vpc": vpc,
+            "nat": nat,
+            "table": table,
+            "topic": outputs["AlertTopicArn"],
+            "secret": secret,
+            "pg_url": pg_url,
+        }
 
 
 def checks(settings, **kwargs) -> dict:
@@ -101,9 +115,12 @@ def test_a_ready_deployment_passes_every_check(deployment, settings):
     assert not failed(result), failed(result)
     names = list(result)
     assert names == [
-        *(f"EMR tag on {s}" for s in deployment["subnets"]), f"EMR tag on {deployment['vpc']}",
+        *(f"EMR tag on {s}" for s in deployment["subnets"]),
+        f"EMR tag on {deployment['vpc']}",
         *(f"NAT route for {s}" for s in deployment["subnets"]),
-        "job code", "country_data", "alert subscription",
+        "job code",
+        "country_data",
+        "alert subscription",
     ]
     assert result["country_data"].detail.startswith("247 rows")
 
@@ -205,9 +222,11 @@ def test_a_pending_subscription_is_not_confirmed():
 
     class PendingSns:
         def list_subscriptions_by_topic(self, TopicArn):  # noqa: N803 - boto3's name
-            return {"Subscriptions": [
-                {"SubscriptionArn": "PendingConfirmation", "Protocol": "email", "Endpoint": "ops@example.com"}
-            ]}
+            return {
+                "Subscriptions": [
+                    {"SubscriptionArn": "PendingConfirmation", "Protocol": "email", "Endpoint": "ops@example.com"}
+                ]
+            }
 
     check = check_alert_subscription(Stack("s", {}, {"AlertTopicArn": "arn:aws:sns:r:a:t"}), PendingSns())
     assert not check.ok and "ops@example.com" in check.fix and "not confirmed" in check.detail
@@ -225,7 +244,8 @@ def test_make_preflight_runs_the_command_for_the_stack():
 
     from .conftest import ROOT
 
-    dry = subprocess.run(["make", "-n", "preflight", "STACK=my-stack"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    dry = subprocess.run(
+        ["make", "-n", "preflight", "STACK=my-stack"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert dry.returncode == 0, dry.stderr
     assert "covidlake preflight --stack my-stack" in dry.stdout

@@ -23,9 +23,10 @@ import pytest
 import requests
 from botocore.validate import ParamValidator
 
+from covidlake.errors import LakeAccessDenied
 from covidlake.local import serve_file
 from covidlake.settings import BUNDLED_DATA, get_settings
-from covidlake.storage import LakeAccessDenied, S3Storage
+from covidlake.storage import S3Storage
 
 from .conftest import ASL, load_template, sam_transform
 from .iam_policy import Need, evaluate
@@ -123,12 +124,30 @@ def run_emr_jobs(r: Rehearsal, plan: dict, mirror: Path) -> EmrfsStandIn:
 
 
 def seed_athena(r: Rehearsal, columns: list[tuple[str, str]], rows: list[list[str]]) -> None:
-    payload = {"account_id": r.d.account, "region": r.d.region, "results": [{
-        "rows": [{"Data": [{"VarCharValue": v} for v in row]} for row in [[c for c, _ in columns], *rows]],
-        "column_info": [{"Name": c, "Label": c, "Type": t, "CatalogName": "hive", "SchemaName": "", "TableName": "",
-                         "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": False}
-                        for c, t in columns],
-    }]}
+    payload = {
+        "account_id": r.d.account,
+        "region": r.d.region,
+        "results": [
+            {
+                "rows": [{"Data": [{"VarCharValue": v} for v in row]} for row in [[c for c, _ in columns], *rows]],
+                "column_info": [
+                    {
+                        "Name": c,
+                        "Label": c,
+                        "Type": t,
+                        "CatalogName": "hive",
+                        "SchemaName": "",
+                        "TableName": "",
+                        "Precision": 0,
+                        "Scale": 0,
+                        "Nullable": "UNKNOWN",
+                        "CaseSensitive": False,
+                    }
+                    for c, t in columns
+                ],
+            }
+        ],
+    }
     assert requests.post("http://motoapi.amazonaws.com/moto-api/static/athena/query-results", json=payload).ok
 
 
@@ -155,8 +174,11 @@ def check_state_machine(r: Rehearsal, plan: dict) -> None:
         r.check("emr_instance", call, need)
     # the EMR service role hands the instance role to EC2 when it launches the nodes
     instance_role = r.roles["emr_instance"].arn
-    r.check("emr_service", "RunJobFlow: launch instances", Need.of(
-        "iam:PassRole", instance_role, {"iam:PassedToService": "ec2.amazonaws.com"}))
+    r.check(
+        "emr_service",
+        "RunJobFlow: launch instances",
+        Need.of("iam:PassRole", instance_role, {"iam:PassedToService": "ec2.amazonaws.com"}),
+    )
 
 
 def manifest(r: Rehearsal, key: str) -> bytes:
@@ -214,8 +236,11 @@ def test_etl_leaves_ingests_manifest_alone_and_publishes_last(full_run):
     r = full_run["rehearsal"]
     emr = [c for c in r.calls if c.component == "emr_instance" and c.call.startswith("s3:")]
     assert not [c for c in emr if "/raw/" in c.need.resource and c.need.action != "s3:GetObject"]
-    writes = [c.need.resource.split(f"{r.d.bucket}/", 1)[1] for c in emr
-              if c.call == "s3:PutObject" and "_staging" not in c.need.resource]
+    writes = [
+        c.need.resource.split(f"{r.d.bucket}/", 1)[1]
+        for c in emr
+        if c.call == "s3:PutObject" and "_staging" not in c.need.resource
+    ]
     assert writes[0] == "trusted/_quality.json" and writes[-1] == "refined/_version.json"
     quality_at = next(i for i, c in enumerate(emr) if c.need.resource.endswith("trusted/_quality.json"))
     first_publish = next(i for i, c in enumerate(emr) if c.call == "s3:CopyObject")
@@ -347,7 +372,7 @@ def test_ingest_each_layout_under_its_role(rehearsal_without, layout):
 
 def test_components_and_roles_come_from_the_template():
     specs = role_specs(TRANSFORMED, Deployment())
-    for component, (logical_id, service) in COMPONENTS.items():
+    for component, (_logical_id, service) in COMPONENTS.items():
         principals = [s["Principal"]["Service"] for s in specs[component].trust["Statement"]]
         assert any(service in (p if isinstance(p, list) else [p]) for p in principals), component
     ingest = dict(specs["ingest"].statements())

@@ -48,7 +48,7 @@ def evaluate(expr, params: dict):
     """The rule functions the template's Rules use."""
     if not isinstance(expr, dict):
         return expr
-    (fn, arg), = expr.items()
+    ((fn, arg),) = expr.items()
     if fn == "Ref":
         return params[arg]
     if fn == "Fn::Equals":
@@ -87,7 +87,7 @@ ROLE_PARAMS = ("ExistingEmrServiceRoleArn", "ExistingEmrInstanceProfileArn", "Ex
 
 @pytest.mark.parametrize("given", list(itertools.product([False, True], repeat=3)))
 def test_existing_emr_roles_all_or_none(template, given):
-    failures = rule_failures(template, **{p: f"arn:{p}" if g else "" for p, g in zip(ROLE_PARAMS, given)})
+    failures = rule_failures(template, **{p: f"arn:{p}" if g else "" for p, g in zip(ROLE_PARAMS, given, strict=True)})
     if len(set(given)) == 1:
         assert failures == []
     else:
@@ -163,8 +163,12 @@ def matches(terms: dict[str, str], event: dict) -> bool:
 
 def log_event(state: str, state_type: str) -> dict:
     """A Step Functions execution log event at level ALL without execution data."""
-    return {"id": "7", "type": f"{state_type}StateEntered", "details": {"name": state},
-            "execution_arn": "arn:aws:states:us-east-1:000000000000:execution:sm:run"}
+    return {
+        "id": "7",
+        "type": f"{state_type}StateEntered",
+        "details": {"name": state},
+        "execution_arn": "arn:aws:states:us-east-1:000000000000:execution:sm:run",
+    }
 
 
 def test_every_skipped_run_is_counted_and_alarms(template, asl):
@@ -192,15 +196,27 @@ def test_every_skipped_run_is_counted_and_alarms(template, asl):
 
 def test_subnet_description_names_what_needs_the_nat_route_and_the_tag(template):
     text = " ".join(template["Parameters"]["SubnetIds"]["Description"].split())
-    for needed in ("NAT gateway", "SourceUrl", "pip install", "for-use-with-amazon-emr-managed-policies=true",
-                   "make preflight"):
+    for needed in (
+        "NAT gateway",
+        "SourceUrl",
+        "pip install",
+        "for-use-with-amazon-emr-managed-policies=true",
+        "make preflight",
+    ):
         assert needed in text, needed
 
 
 # --- the first-deploy guide ----------------------------------------------------------------
 
-FIRST_DEPLOY_ORDER = ("Tag the subnets", "NAT route", "Deploy", "Upload the jobs", "Load `country_data`",
-                      "Check", "enable the schedule")
+FIRST_DEPLOY_ORDER = (
+    "Tag the subnets",
+    "NAT route",
+    "Deploy",
+    "Upload the jobs",
+    "Load `country_data`",
+    "Check",
+    "enable the schedule",
+)
 
 
 def test_the_guide_lists_prerequisites_in_the_order_a_first_deployer_meets_them(template):
@@ -208,7 +224,7 @@ def test_the_guide_lists_prerequisites_in_the_order_a_first_deployer_meets_them(
     section = text.split("## First deployment, in order", 1)[1].split("\n## ", 1)[0]
     steps = re.findall(r"^\d+\. \*\*(.+?)\*\*", section, flags=re.M)
     assert len(steps) == len(FIRST_DEPLOY_ORDER), steps
-    for step, expected in zip(steps, FIRST_DEPLOY_ORDER):
+    for step, expected in zip(steps, FIRST_DEPLOY_ORDER, strict=True):
         assert expected in step, (step, expected)
     deploy = next(i for i, s in enumerate(steps) if s.startswith("Deploy"))
     assert "`ScheduleEnabled` defaults to `false`" in section.split(f"{deploy + 1}. **", 1)[1].split("\n4. ")[0]

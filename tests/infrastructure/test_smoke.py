@@ -36,9 +36,13 @@ def api_url(lake, monkeypatch):
     from covidlake.serve import make_server
 
     # make_server sets these in os.environ: set here first, they are restored after the test
-    for key, value in {"COVIDLAKE_LAKE_URI": str(lake[0]), "COVIDLAKE_QUERY_BACKEND": "duckdb",
-                       "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true",
-                       "POWERTOOLS_SERVICE_NAME": "covidlake-api"}.items():
+    for key, value in {
+        "COVIDLAKE_LAKE_URI": str(lake[0]),
+        "COVIDLAKE_QUERY_BACKEND": "duckdb",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "covidlake-api",
+    }.items():
         monkeypatch.setenv(key, value)
     server = make_server(str(lake[0]), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -63,8 +67,11 @@ def stand_in(cluster_id: str, ending: str = "Succeeded") -> dict:
     states = {
         "CheckRunningExecutions": pass_state("Ingest"),
         "Ingest": pass_state("SourcesChanged", {"changed": ending != "NoNewData"}, "$.ingest"),
-        "SourcesChanged": {"Type": "Choice", "Default": "NoNewData", "Choices": [
-            {"Variable": "$.ingest.changed", "BooleanEquals": True, "Next": "CreateCluster"}]},
+        "SourcesChanged": {
+            "Type": "Choice",
+            "Default": "NoNewData",
+            "Choices": [{"Variable": "$.ingest.changed", "BooleanEquals": True, "Next": "CreateCluster"}],
+        },
         "NoNewData": {"Type": "Succeed"},
         "CreateCluster": pass_state("RunEtl", {"ClusterId": cluster_id}, "$.cluster"),
         "RunEtl": pass_state("PipelineFailed" if ending == "PipelineFailed" else "TerminateCluster"),
@@ -84,18 +91,30 @@ def deploy(aws, api_url):
             session = boto3.Session(region_name=REGION)
             emr = session.client("emr")
             cluster_id = emr.run_job_flow(
-                Name="covidlake-run", ReleaseLabel="emr-7.5.0", ServiceRole="svc", JobFlowRole="prof",
-                Instances={"KeepJobFlowAliveWhenNoSteps": True, "InstanceGroups": [
-                    {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1, "Market": "ON_DEMAND"},
-                    {"InstanceRole": "CORE", "InstanceType": "m5.xlarge", "InstanceCount": 2, "Market": "SPOT"},
-                ]},
+                Name="covidlake-run",
+                ReleaseLabel="emr-7.5.0",
+                ServiceRole="svc",
+                JobFlowRole="prof",
+                Instances={
+                    "KeepJobFlowAliveWhenNoSteps": True,
+                    "InstanceGroups": [
+                        {
+                            "InstanceRole": "MASTER",
+                            "InstanceType": "m5.xlarge",
+                            "InstanceCount": 1,
+                            "Market": "ON_DEMAND",
+                        },
+                        {"InstanceRole": "CORE", "InstanceType": "m5.xlarge", "InstanceCount": 2, "Market": "SPOT"},
+                    ],
+                },
             )["JobFlowId"]
             if terminate:
                 emr.terminate_job_flows(JobFlowIds=[cluster_id])
             sfn = session.client("stepfunctions")
             definition = json.dumps(stand_in(cluster_id, ending))
-            machine = sfn.create_state_machine(name=f"{STACK}-pipeline", definition=definition,
-                                               roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
+            machine = sfn.create_state_machine(
+                name=f"{STACK}-pipeline", definition=definition, roleArn="arn:aws:iam::123456789012:role/sfn"
+            )["stateMachineArn"]
             values = outputs if outputs is not None else {"StateMachineArn": machine, "ApiUrl": api_url}
             template = {
                 "Resources": {"AlertTopic": {"Type": "AWS::SNS::Topic"}},
@@ -117,8 +136,15 @@ def test_a_healthy_stack_passes_state_by_state(deploy, lake):
     session = deploy()
     lines: list[str] = []
     report = smoke(session, lines)
-    path = ["CheckRunningExecutions", "Ingest", "SourcesChanged", "CreateCluster", "RunEtl", "TerminateCluster",
-            "Succeeded"]
+    path = [
+        "CheckRunningExecutions",
+        "Ingest",
+        "SourcesChanged",
+        "CreateCluster",
+        "RunEtl",
+        "TerminateCluster",
+        "Succeeded",
+    ]
     assert report.execution.status == "SUCCEEDED" and report.execution.states == path
     followed = [line.strip() for line in lines if line.strip().startswith(("->", "<-"))]
     assert followed[::2] == [f"-> {s}" for s in path], "each state printed as it is entered"

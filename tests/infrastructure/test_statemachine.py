@@ -78,7 +78,9 @@ def test_the_guard_comes_first_and_lists_only_running_executions_of_itself(asl):
     assert check["Type"] == "Task"
     assert check["Resource"] == "arn:aws:states:::aws-sdk:sfn:listExecutions"
     assert check["Parameters"] == {
-        "StateMachineArn.$": "$$.StateMachine.Id", "StatusFilter": "RUNNING", "MaxResults": 2
+        "StateMachineArn.$": "$$.StateMachine.Id",
+        "StatusFilter": "RUNNING",
+        "MaxResults": 2,
     }
     assert check["Next"] == "CountRunningExecutions"
     # fails closed: an unreadable list alerts and runs nothing
@@ -134,8 +136,9 @@ def evaluate_guard(asl, running: list[str], me: str) -> tuple[str, dict]:
     params = states[nxt]["Parameters"]
     # on AWS, Executions[1] of a shorter list is a States.Runtime error, not a skip
     assert len(running) >= 2, f"skipped with only {running} RUNNING"
-    fmt = re.fullmatch(r"States\.Format\('(.*)', \$\.guard\.Executions\[(\d)\]\.Name, \$\$\.Execution\.Name\)",
-                       params["cause.$"])
+    fmt = re.fullmatch(
+        r"States\.Format\('(.*)', \$\.guard\.Executions\[(\d)\]\.Name, \$\$\.Execution\.Name\)", params["cause.$"]
+    )
     cause = fmt.group(1).replace("{}", data["guard"]["Executions"][int(fmt.group(2))]["Name"], 1).replace("{}", me, 1)
     return states[nxt]["Next"], {"error": params["error"], "cause": cause}
 
@@ -213,8 +216,7 @@ def test_every_failure_reaches_the_fail_state(asl):
 def all_tasks(asl):
     for name, state in asl["States"].items():
         yield name, state
-        for inner_name, inner in state.get("ItemProcessor", {}).get("States", {}).items():
-            yield inner_name, inner
+        yield from state.get("ItemProcessor", {}).get("States", {}).items()
 
 
 def test_every_task_has_a_timeout(asl):
@@ -244,8 +246,19 @@ def test_the_pipeline_order(asl):
     states = asl["States"]
     order = reachable(states, asl["StartAt"])
     assert order == [
-        *GUARD, "RecordSkipReason", "Ingest", "SkippedAnotherRunInProgress", "SourcesChanged", "BuildRunPlan",
-        "NoNewData", "CreateCluster", "RunEtl", "RunAnalytics", "TerminateCluster", "CreateRefinedTables", "Succeeded",
+        *GUARD,
+        "RecordSkipReason",
+        "Ingest",
+        "SkippedAnotherRunInProgress",
+        "SourcesChanged",
+        "BuildRunPlan",
+        "NoNewData",
+        "CreateCluster",
+        "RunEtl",
+        "RunAnalytics",
+        "TerminateCluster",
+        "CreateRefinedTables",
+        "Succeeded",
     ]
     assert states["CreateCluster"]["Resource"] == "arn:aws:states:::elasticmapreduce:createCluster.sync"
     inner = states["CreateRefinedTables"]["ItemProcessor"]["States"]["CreateTable"]

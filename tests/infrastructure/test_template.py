@@ -167,8 +167,11 @@ def test_no_star_resource_where_a_narrower_one_exists(template):
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             assert not any(a == "*" or a.endswith(":*") for a in actions), f"{logical_id}: wildcard action {actions}"
     assert checked > 15
-    tagged = [s for s in _statements(template["Resources"]["PipelineStateMachine"]["Properties"]["Policies"])
-              if s.get("Sid") == "CreateTaggedCluster"]
+    tagged = [
+        s
+        for s in _statements(template["Resources"]["PipelineStateMachine"]["Properties"]["Policies"])
+        if s.get("Sid") == "CreateTaggedCluster"
+    ]
     assert tagged[0]["Condition"]["StringEquals"], "RunJobFlow on * must be restricted by the stack tag"
 
 
@@ -260,8 +263,15 @@ def test_emr_roles_are_created_or_taken_from_parameters(template):
 
 def _dashboard(template) -> dict:
     body, variables = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    fake = {"AWS::Region": "us-east-1", "PipelineStateMachine": "arn:sm", "IngestFunction": "fn-ingest",
-            "CreateEmrFunction": "fn-emr", "ShowResultsFunction": "fn-show", "HttpApi": "api123", **variables}
+    fake = {
+        "AWS::Region": "us-east-1",
+        "PipelineStateMachine": "arn:sm",
+        "IngestFunction": "fn-ingest",
+        "CreateEmrFunction": "fn-emr",
+        "ShowResultsFunction": "fn-show",
+        "HttpApi": "api123",
+        **variables,
+    }
     text = re.sub(r"\$\{([^}!]+)\}", lambda m: fake[m.group(1)], body)
     return json.loads(text)
 
@@ -269,8 +279,19 @@ def _dashboard(template) -> dict:
 def test_dashboard_is_valid_json_with_the_required_metrics(template):
     dash = _dashboard(template)
     flat = json.dumps(dash)
-    for metric in ("ExecutionsFailed", "ExecutionTime", '"Errors"', '"Duration"', '"Count"', '"4xx"', '"5xx"',
-                   '"Latency"', "RowsIngested_covid_data", "RowsRejected", 'MetricName=\\"Changed\\"'):
+    for metric in (
+        "ExecutionsFailed",
+        "ExecutionTime",
+        '"Errors"',
+        '"Duration"',
+        '"Count"',
+        '"4xx"',
+        '"5xx"',
+        '"Latency"',
+        "RowsIngested_covid_data",
+        "RowsRejected",
+        'MetricName=\\"Changed\\"',
+    ):
         assert metric in flat, metric
     assert '"ApiId", "api123"' in flat
 
@@ -297,7 +318,6 @@ def test_samconfig_has_no_account_specific_values():
     text = (ROOT / "samconfig.toml").read_text()
     assert 'stack_name = "covidlake"' in text
     assert not re.search(r"\d{12}|subnet-|vpc-|sg-", text)
-
 
 
 def test_functions_carry_no_dependencies_of_their_own():

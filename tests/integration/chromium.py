@@ -9,6 +9,7 @@ exceptions, failed loads and every URL the page requested, plus a full-page scre
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -125,7 +126,10 @@ def inspect_page(url: str, width: int = 1280, height: int = 2000, evaluate: dict
         "about:blank",
     ]
     proc = subprocess.Popen(
-        args, pass_fds=(3, 4, to_browser_r, from_browser_w), preexec_fn=wire_fds, stdout=subprocess.DEVNULL,
+        args,
+        pass_fds=(3, 4, to_browser_r, from_browser_w),
+        preexec_fn=wire_fds,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     os.close(to_browser_r)
@@ -137,8 +141,11 @@ def inspect_page(url: str, width: int = 1280, height: int = 2000, evaluate: dict
         session = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             cdp.send(f"{domain}.enable", session=session)
-        cdp.send("Emulation.setDeviceMetricsOverride",
-                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
+        cdp.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
         cdp.events.clear()  # about:blank's own events
         cdp.send("Page.navigate", {"url": url}, session=session)
         cdp.wait_for("Page.loadEventFired", session)
@@ -147,16 +154,15 @@ def inspect_page(url: str, width: int = 1280, height: int = 2000, evaluate: dict
             report.evaluated[name] = result.get("result", {}).get("value")
         size = cdp.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": width, "height": min(int(size["height"]), 16000), "scale": 1}
-        shot = cdp.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip},
-                        session=session)
+        shot = cdp.send(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}, session=session
+        )
         report.screenshot = base64.b64decode(shot["data"])
         # A round trip, so that every event the page produced so far has been read.
         cdp.send("Runtime.evaluate", {"expression": "1"}, session=session)
         _collect(cdp.events, report)
-        try:
+        with contextlib.suppress(RuntimeError, OSError):
             cdp.send("Browser.close")
-        except (RuntimeError, OSError):
-            pass
     finally:
         os.close(to_browser_w)
         os.close(from_browser_r)

@@ -18,8 +18,13 @@ from covidlake.storage import LocalStorage
 
 pytestmark = pytest.mark.integration
 
-JSON_TYPES = {ColumnType.STRING: str, ColumnType.DATE: str, ColumnType.BIGINT: int, ColumnType.INT: int,
-              ColumnType.DOUBLE: float}
+JSON_TYPES = {
+    ColumnType.STRING: str,
+    ColumnType.DATE: str,
+    ColumnType.BIGINT: int,
+    ColumnType.INT: int,
+    ColumnType.DOUBLE: float,
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +38,9 @@ def bundled_api(bundled_lake):
     handler = load_handler().lambda_handler
 
     def post(payload):
-        event = to_event("POST", "/showResults", [("content-type", "application/json")],
-                         json.dumps(payload).encode(), "127.0.0.1")
+        event = to_event(
+            "POST", "/showResults", [("content-type", "application/json")], json.dumps(payload).encode(), "127.0.0.1"
+        )
         result = handler(event, LocalContext())
         return result["statusCode"], json.loads(result["body"])
 

@@ -17,11 +17,16 @@ def test_etl_and_analytics_mains_on_a_lake(lake_copy, spark, capsys):
     manifest = json.loads(storage.get_bytes(manifest_key))
     sources = manifest["sources"]
     args = [
-        "--lake", str(lake_copy),
-        "--covid-csv", storage.url(sources["covid_data"]["key"]),
-        "--country-csv", storage.url(sources["country_data"]["key"]),
-        "--run-id", "emr-run",
-        "--manifest-key", manifest_key,
+        "--lake",
+        str(lake_copy),
+        "--covid-csv",
+        storage.url(sources["covid_data"]["key"]),
+        "--country-csv",
+        storage.url(sources["country_data"]["key"]),
+        "--run-id",
+        "emr-run",
+        "--manifest-key",
+        manifest_key,
     ]
     assert etl.main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -55,7 +60,12 @@ def test_quality_metrics_reach_cloudwatch():
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="covidlake-test")["Metrics"]}
     assert names == {"RowsRejected", "RowsRejected_negative_count", "RowsTrusted_daily", "RowsTrusted_snapshot"}
     stats = cloudwatch.get_metric_statistics(
-        Namespace="covidlake-test", MetricName="RowsRejected", Dimensions=[{"Name": "service", "Value": "covidlake"}],
-        StartTime="2000-01-01", EndTime="2100-01-01", Period=86400, Statistics=["Sum"],
+        Namespace="covidlake-test",
+        MetricName="RowsRejected",
+        Dimensions=[{"Name": "service", "Value": "covidlake"}],
+        StartTime="2000-01-01",
+        EndTime="2100-01-01",
+        Period=86400,
+        Statistics=["Sum"],
     )
     assert stats["Datapoints"][0]["Sum"] == 2

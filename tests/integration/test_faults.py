@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from covidlake.lock import RunInProgress, run_lock
+from covidlake.errors import RunInProgress, SchemaError, SourceError
+from covidlake.lock import run_lock
 from covidlake.query import DuckDBBackend
 from covidlake.runner import run_pipeline
 from covidlake.schemas import REFINED_TABLES
 from covidlake.settings import BUNDLED_DATA
-from covidlake.sources import SchemaError, SourceError, extract_country_data
+from covidlake.sources import extract_country_data
 from covidlake.storage import LocalStorage
 from emr import analytics, etl
 
@@ -74,9 +75,7 @@ def run_with(settings, lake: Path, body: bytes, **kwargs):
 # --- faults in the Spark stages ------------------------------------------------------
 
 
-def test_analytics_failing_half_way_publishes_nothing_and_rerun_converges(
-    lake_copy, settings, clean_v2, monkeypatch
-):
+def test_analytics_failing_half_way_publishes_nothing_and_rerun_converges(lake_copy, settings, clean_v2, monkeypatch):
     before_files = zone_files(lake_copy / "refined")
     before = refined_snapshot(lake_copy)
 
@@ -99,7 +98,9 @@ def test_analytics_failing_half_way_publishes_nothing_and_rerun_converges(
 def test_etl_failing_half_way_leaves_trusted_and_refined_untouched(lake_copy, settings, clean_v2, monkeypatch):
     before = zone_files(lake_copy / "trusted") | zone_files(lake_copy / "refined")
     monkeypatch.setattr(
-        etl, "latest_snapshot", lambda daily: daily.withColumn("location", F.raise_error("executor lost").cast("string"))
+        etl,
+        "latest_snapshot",
+        lambda daily: daily.withColumn("location", F.raise_error("executor lost").cast("string")),
     )
     with pytest.raises(Exception, match="executor lost"):
         run_with(settings, lake_copy, V2)
@@ -188,9 +189,8 @@ def test_source_that_hangs_times_out_after_retries(lake_copy, settings):
         time.sleep(2)
         send(handler, 200, CSV)
 
-    with http_server(hang) as (url, hits):
-        with pytest.raises(SourceError, match="timed out"):
-            run_pipeline(fast, lake=str(lake_copy), source_url=f"{url}/covid.csv")
+    with http_server(hang) as (url, hits), pytest.raises(SourceError, match="timed out"):
+        run_pipeline(fast, lake=str(lake_copy), source_url=f"{url}/covid.csv")
     assert len(hits) == 2 and zone_files(lake_copy) == before
 
 
@@ -205,9 +205,8 @@ def test_source_closing_mid_body_fails_and_writes_nothing(lake_copy, settings):
         handler.wfile.flush()
         handler.connection.shutdown(socket.SHUT_RDWR)
 
-    with http_server(cut) as (url, _):
-        with pytest.raises(SourceError, match="mid-body|Content-Length|failed"):
-            run_pipeline(settings, lake=str(lake_copy), source_url=f"{url}/covid.csv")
+    with http_server(cut) as (url, _), pytest.raises(SourceError, match="mid-body|Content-Length|failed"):
+        run_pipeline(settings, lake=str(lake_copy), source_url=f"{url}/covid.csv")
     assert zone_files(lake_copy) == before
 
 
@@ -259,9 +258,8 @@ def test_database_refusing_connections_fails_the_run_and_writes_nothing(lake_cop
 
 def test_a_second_run_on_the_same_lake_gives_up_with_a_clear_message(lake_copy, settings):
     storage = LocalStorage(lake_copy)
-    with run_lock(storage):
-        with pytest.raises(RunInProgress, match=r"is in use by the run started at .* by pid \d+"):
-            run_pipeline(settings, lake=str(lake_copy))
+    with run_lock(storage), pytest.raises(RunInProgress, match=r"is in use by the run started at .* by pid \d+"):
+        run_pipeline(settings, lake=str(lake_copy))
 
 
 def test_a_waiting_run_proceeds_once_the_lake_is_free(lake_copy, settings):
@@ -291,11 +289,13 @@ def test_s3_lock_is_exclusive_and_expires(monkeypatch):
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="lock-test")
         storage = S3Storage("lock-test", "", client=s3)
-        with run_lock(storage):
-            with pytest.raises(RunInProgress, match=r"in use by .*_locks/pipeline.json"):
-                with run_lock(storage):
-                    pass
-        with run_lock(storage, ttl_seconds=-1):  # a holder that crashed: its lock has expired
-            with run_lock(storage):
-                assert storage.exists("_locks/pipeline.json")
+        with (
+            run_lock(storage),
+            pytest.raises(RunInProgress, match=r"in use by .*_locks/pipeline.json"),
+            run_lock(storage),
+        ):
+            pass
+        # A holder that crashed: its lock has expired.
+        with run_lock(storage, ttl_seconds=-1), run_lock(storage):
+            assert storage.exists("_locks/pipeline.json")
         assert not storage.exists("_locks/pipeline.json")

@@ -13,8 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from covidlake.errors import SourceError
 from covidlake.settings import Settings
-from covidlake.sources import SourceError, connect, resolve_db_url, with_sslmode
+from covidlake.sources import connect, resolve_db_url, with_sslmode
 
 attack = pytest.mark.attack
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -53,7 +54,8 @@ class PlaintextServer:
 
 
 @attack(
-    8, "a database server that refuses TLS (plaintext or an impostor), URL without sslmode",
+    8,
+    "a database server that refuses TLS (plaintext or an impostor), URL without sslmode",
     "SourceError: sslmode=require refuses it; no startup packet (user name) is sent",
 )
 def test_require_refuses_a_server_without_tls(settings):
@@ -80,7 +82,8 @@ def test_sslmode_disable_in_the_url_is_kept(settings):
 
 
 @attack(
-    8, "the AWS database URL (built from the Secrets Manager secret)",
+    8,
+    "the AWS database URL (built from the Secrets Manager secret)",
     "sslmode=verify-full with the RDS CA bundle shipped in the layer",
 )
 def test_url_from_the_secret_verifies_the_server(monkeypatch):
@@ -96,7 +99,8 @@ def test_url_from_the_secret_verifies_the_server(monkeypatch):
 
 
 @attack(
-    8, "verify-full with the CA bundle missing from the layer",
+    8,
+    "verify-full with the CA bundle missing from the layer",
     "SourceError naming the bundle, before any connection",
 )
 def test_missing_ca_bundle_fails_clearly(settings, tmp_path):

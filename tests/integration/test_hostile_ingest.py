@@ -7,15 +7,16 @@ import json
 import ssl
 import subprocess
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from covidlake.errors import SchemaError, SourceError
 from covidlake.ingest import ingest
 from covidlake.schemas import COVID_FACTS
 from covidlake.settings import BUNDLED_DATA
-from covidlake.sources import SPARK_MAX_COLUMNS, SchemaError, SourceError, download_csv
+from covidlake.sources import SPARK_MAX_COLUMNS, download_csv
 from covidlake.storage import LocalStorage
 
 from .httpfixtures import http_server, send
@@ -30,13 +31,16 @@ def wide_csv(columns: int) -> bytes:
 
 
 @attack(
-    7, "a CSV of 20,481 columns (Spark's CSV reader takes 20,480)",
+    7,
+    "a CSV of 20,481 columns (Spark's CSV reader takes 20,480)",
     "SchemaError at ingest giving the count; nothing left behind",
 )
 def test_csv_wider_than_spark_is_refused(settings, tmp_path):
-    with http_server(lambda h, n: send(h, 200, wide_csv(SPARK_MAX_COLUMNS + 1))) as (url, _):
-        with pytest.raises(SchemaError, match=r"20481 columns; Spark reads at most 20480"):
-            download_csv(url, tmp_path / "wide.csv", settings)
+    with (
+        http_server(lambda h, n: send(h, 200, wide_csv(SPARK_MAX_COLUMNS + 1))) as (url, _),
+        pytest.raises(SchemaError, match=r"20481 columns; Spark reads at most 20480"),
+    ):
+        download_csv(url, tmp_path / "wide.csv", settings)
 
 
 def test_csv_as_wide_as_spark_takes_is_accepted(settings, tmp_path):
@@ -67,20 +71,26 @@ def drip(chunked: bool):
 @pytest.mark.parametrize(
     "chunked",
     [
-        pytest.param(False, id="content-length",
-                     marks=attack(7, "a source that drips a byte every 20 ms", "SourceError at the download deadline")),
-        pytest.param(True, id="chunked",
-                     marks=attack(
-                         7, "a chunked source that drips a byte every 20 ms",
-                         "SourceError at the download deadline",
-                     )),
+        pytest.param(
+            False,
+            id="content-length",
+            marks=attack(7, "a source that drips a byte every 20 ms", "SourceError at the download deadline"),
+        ),
+        pytest.param(
+            True,
+            id="chunked",
+            marks=attack(
+                7,
+                "a chunked source that drips a byte every 20 ms",
+                "SourceError at the download deadline",
+            ),
+        ),
     ],
 )
 def test_dripping_source_hits_the_deadline(settings, tmp_path, chunked):
     quick = settings.model_copy(update={"http_download_deadline_seconds": 0.5, "http_retries": 0})
-    with http_server(drip(chunked)) as (url, _):
-        with pytest.raises(SourceError, match=r"not finished within 0.5 s"):
-            download_csv(url, tmp_path / "slow.csv", quick)
+    with http_server(drip(chunked)) as (url, _), pytest.raises(SourceError, match=r"not finished within 0.5 s"):
+        download_csv(url, tmp_path / "slow.csv", quick)
     assert not (tmp_path / "slow.csv").exists()
 
 
@@ -93,15 +103,21 @@ def test_cross_host_redirect_is_followed_and_recorded(pg_url, settings, tmp_path
     with http_server(lambda h, n: send(h, 200, CSV)) as (data_url, _):
         final = data_url.replace("127.0.0.1", "localhost") + "/covid_data.csv"
         with http_server(redirect_to(final)) as (url, _):
-            result = ingest(LocalStorage(tmp_path), url + "/latest.csv", pg_url, settings,
-                            now=datetime(2026, 11, 1, tzinfo=timezone.utc))
+            result = ingest(
+                LocalStorage(tmp_path),
+                url + "/latest.csv",
+                pg_url,
+                settings,
+                now=datetime(2026, 11, 1, tzinfo=UTC),
+            )
     manifest = json.loads(LocalStorage(tmp_path).get_bytes(result.manifest_key))
     assert manifest["sources"]["covid_data"]["origin"] == url + "/latest.csv"
     assert manifest["sources"]["covid_data"]["final_url"] == final
 
 
 @attack(
-    7, "a redirect to another host with COVIDLAKE_HTTP_CROSS_HOST_REDIRECTS=refuse",
+    7,
+    "a redirect to another host with COVIDLAKE_HTTP_CROSS_HOST_REDIRECTS=refuse",
     "SourceError naming the target; not fetched",
 )
 def test_cross_host_redirect_can_be_refused(settings, tmp_path):
@@ -124,9 +140,27 @@ def https_redirect(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     target = {"url": ""}
 

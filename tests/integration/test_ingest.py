@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from covidlake.errors import SourceError
 from covidlake.ingest import ingest
 from covidlake.settings import BUNDLED_DATA
-from covidlake.sources import SourceError
 from covidlake.storage import LocalStorage, S3Storage, open_lake
 
 from .httpfixtures import http_server, send
 
 CSV = (BUNDLED_DATA / "covid_data.csv").read_bytes()
-DAY1 = datetime(2026, 11, 1, 6, tzinfo=timezone.utc)
-DAY2 = datetime(2026, 11, 2, 6, tzinfo=timezone.utc)
+DAY1 = datetime(2026, 11, 1, 6, tzinfo=UTC)
+DAY2 = datetime(2026, 11, 2, 6, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -80,9 +80,8 @@ def test_changed_content_is_a_new_version(source, pg_url, settings, tmp_path):
 
 def test_failed_download_leaves_the_raw_zone_empty(pg_url, settings, tmp_path):
     storage = LocalStorage(tmp_path)
-    with http_server(lambda h, n: send(h, 502, b"bad gateway")) as (url, _):
-        with pytest.raises(SourceError):
-            ingest(storage, f"{url}/c.csv", pg_url, settings)
+    with http_server(lambda h, n: send(h, 502, b"bad gateway")) as (url, _), pytest.raises(SourceError):
+        ingest(storage, f"{url}/c.csv", pg_url, settings)
     assert storage.list("raw/") == []
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from covidlake.errors import SchemaError
 from covidlake.local import serve_file
 from covidlake.query import DuckDBBackend
 from covidlake.runner import run_pipeline
@@ -24,7 +25,7 @@ from covidlake.schemas import (
     detect_layout,
 )
 from covidlake.settings import BUNDLED_DATA, PROJECT_ROOT
-from covidlake.sources import SchemaError, download_csv
+from covidlake.sources import download_csv
 from covidlake.storage import LocalStorage
 
 HEADERS = PROJECT_ROOT / "tests" / "fixtures" / "owid_headers"
@@ -56,7 +57,7 @@ def rewrite_bundled(header: list[str], attribute_factor: float = 1.5) -> str:
         fact = {canonical_columns([k])[0]: v for k, v in fact.items()}  # last_updated_date -> date
         country = countries.get(fact["location"], {})
         row = []
-        for source_name, name in zip(header, canonical_columns(header)):
+        for _source_name, name in zip(header, canonical_columns(header), strict=True):
             if name in COUNTRY_ATTRIBUTES and name != "continent":
                 value = country.get(name, "")
                 row.append(f"{float(value) * attribute_factor!r}" if value else "")

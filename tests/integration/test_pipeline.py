@@ -81,9 +81,7 @@ def test_hdi_buckets_and_correlations(bundled_lake):
 def test_clusters_cover_every_eligible_country_once(bundled_lake):
     snapshot = table(bundled_lake, "trusted", "snapshot").to_pylist()
     eligible = {
-        r["location"]
-        for r in snapshot
-        if r["continent"] and all((r[f] or 0) > 0 for f in analytics.CLUSTER_FEATURES)
+        r["location"] for r in snapshot if r["continent"] and all((r[f] or 0) > 0 for f in analytics.CLUSTER_FEATURES)
     }
     clustered = rows(bundled_lake, "clusters")
     assert len(eligible) == 184
@@ -181,12 +179,16 @@ def test_cli_run_shows_each_stage_once_and_no_spark_banner(tmp_path):
     env = {**os.environ, "COVIDLAKE_STATE_DIR": str(tmp_path / "state")}
     result = subprocess.run(
         [sys.executable, "-m", "covidlake.cli", "run", "--lake", str(tmp_path / "lake")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert "Setting default log level" not in result.stderr
     assert len(lines) == len(STAGE_LABELS), result.stderr
-    for line, label in zip(lines, STAGE_LABELS.values()):
+    for line, label in zip(lines, STAGE_LABELS.values(), strict=True):
         assert line.strip().startswith(label) and " s" in line
     assert "247 rows" in lines[1] and "kB/s" in lines[1]

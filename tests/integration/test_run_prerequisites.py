@@ -11,8 +11,9 @@ import psycopg2
 import pytest
 from moto import mock_aws
 
+from covidlake.errors import SourceError
 from covidlake.schemas import COUNTRY_DATA
-from covidlake.sources import SourceError, extract_country_data
+from covidlake.sources import extract_country_data
 from covidlake.storage import LocalStorage
 from emr import etl
 
@@ -53,10 +54,17 @@ def etl_args(lake, *extra) -> list[str]:
     manifest_key = storage.list("raw/_manifests/")[-1]
     sources = json.loads(storage.get_bytes(manifest_key))["sources"]
     return [
-        "--lake", str(lake),
-        "--covid-csv", storage.url(sources["covid_data"]["key"]),
-        "--country-csv", storage.url(sources["country_data"]["key"]),
-        "--run-id", "region-run", "--metrics-namespace", "covidlake-region-test", *extra,
+        "--lake",
+        str(lake),
+        "--covid-csv",
+        storage.url(sources["covid_data"]["key"]),
+        "--country-csv",
+        storage.url(sources["country_data"]["key"]),
+        "--run-id",
+        "region-run",
+        "--metrics-namespace",
+        "covidlake-region-test",
+        *extra,
     ]
 
 

@@ -7,8 +7,9 @@ import hashlib
 
 import pytest
 
+from covidlake.errors import SchemaError, SourceError
 from covidlake.settings import BUNDLED_DATA
-from covidlake.sources import SchemaError, SourceError, download_csv, extract_country_data, load_country_data
+from covidlake.sources import download_csv, extract_country_data, load_country_data
 
 from .httpfixtures import http_server, send
 
@@ -33,9 +34,11 @@ def test_download_retries_5xx_then_succeeds(settings, tmp_path):
 
 
 def test_download_gives_up_on_5xx_forever_and_leaves_nothing(settings, tmp_path):
-    with http_server(lambda h, n: send(h, 500, b"down")) as (url, hits):
-        with pytest.raises(SourceError, match=r"covid.csv: still failing after 2 retries .*500"):
-            download_csv(f"{url}/covid.csv", tmp_path / "c.csv", settings)
+    with (
+        http_server(lambda h, n: send(h, 500, b"down")) as (url, hits),
+        pytest.raises(SourceError, match=r"covid.csv: still failing after 2 retries .*500"),
+    ):
+        download_csv(f"{url}/covid.csv", tmp_path / "c.csv", settings)
     assert len(hits) == 1 + settings.http_retries
     assert not (tmp_path / "c.csv").exists()
 
@@ -49,9 +52,8 @@ def test_download_unreachable_url(settings, tmp_path):
 
 
 def test_download_404_is_not_retried(settings, tmp_path):
-    with http_server(lambda h, n: send(h, 404, b"no")) as (url, hits):
-        with pytest.raises(SourceError, match="HTTP 404"):
-            download_csv(f"{url}/covid.csv", tmp_path / "c.csv", settings)
+    with http_server(lambda h, n: send(h, 404, b"no")) as (url, hits), pytest.raises(SourceError, match="HTTP 404"):
+        download_csv(f"{url}/covid.csv", tmp_path / "c.csv", settings)
     assert len(hits) == 1
 
 
@@ -60,17 +62,18 @@ def test_download_short_body_fails(settings, tmp_path):
         send(h, 200, CSV[:1000], {"Content-Length": str(len(CSV))})
         h.close_connection = True
 
-    with http_server(short) as (url, _):
-        with pytest.raises(SourceError, match="covid.csv"):
-            download_csv(f"{url}/covid.csv", tmp_path / "c.csv", settings)
+    with http_server(short) as (url, _), pytest.raises(SourceError, match="covid.csv"):
+        download_csv(f"{url}/covid.csv", tmp_path / "c.csv", settings)
     assert not (tmp_path / "c.csv").exists()
 
 
 def test_download_size_limit(settings, tmp_path):
     small = settings.model_copy(update={"max_download_bytes": 1000})
-    with http_server(lambda h, n: send(h, 200, CSV)) as (url, _):
-        with pytest.raises(SourceError, match="exceeds the limit of 1000 bytes"):
-            download_csv(f"{url}/covid.csv", tmp_path / "c.csv", small)
+    with (
+        http_server(lambda h, n: send(h, 200, CSV)) as (url, _),
+        pytest.raises(SourceError, match="exceeds the limit of 1000 bytes"),
+    ):
+        download_csv(f"{url}/covid.csv", tmp_path / "c.csv", small)
     assert not (tmp_path / "c.csv").exists()
 
 
@@ -83,9 +86,11 @@ def test_download_gzip_encoding_lands_decoded(settings, tmp_path):
 
 def test_download_missing_required_column_is_named(settings, tmp_path):
     body = CSV.replace(b"total_cases,", b"cases_total,", 1)
-    with http_server(lambda h, n: send(h, 200, body)) as (url, _):
-        with pytest.raises(SchemaError, match="missing required column total_cases"):
-            download_csv(f"{url}/covid.csv", tmp_path / "c.csv", settings)
+    with (
+        http_server(lambda h, n: send(h, 200, body)) as (url, _),
+        pytest.raises(SchemaError, match="missing required column total_cases"),
+    ):
+        download_csv(f"{url}/covid.csv", tmp_path / "c.csv", settings)
 
 
 def test_extract_country_data_is_deterministic(pg_url, settings, tmp_path):

@@ -93,7 +93,7 @@ def test_correlation_is_pearson_over_complete_rows(base):
     # hdi (0.8, 0.7, 0.55) against cases per thousand (100, 300, 200)
     x, y = [0.8, 0.7, 0.55], [100.0, 300.0, 200.0]
     mx, my = sum(x) / 3, sum(y) / 3
-    cov = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    cov = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
     expected = cov / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
     assert asia["hdi_cases_correlation"] == pytest.approx(expected)
     assert asia["country_count"] == 3

@@ -9,7 +9,14 @@ import pytest
 from covidlake.schemas import COUNTRY_DATA, COVID_FACTS, TRUSTED_TABLES
 from emr import etl
 
-COUNTRY_HEADER = ["location", "continent", "population", "population_density", "gdp_per_capita", "human_development_index"]
+COUNTRY_HEADER = [
+    "location",
+    "continent",
+    "population",
+    "population_density",
+    "gdp_per_capita",
+    "human_development_index",
+]
 FACT_HEADER = ["iso_code", "location", "date", "total_cases", "total_deaths", "total_deaths_per_million"]
 
 
@@ -79,7 +86,9 @@ def test_database_values_win_over_the_csvs(spark, countries_raw):
 def test_database_null_falls_back_to_the_csv_value(spark):
     countries = strings(spark, COUNTRY_HEADER, [("Aland", "Europe", "1000", "10", None, "0.9")])
     header = FACT_HEADER + ["gdp_per_capita"]
-    tables = etl.build_trusted(strings(spark, header, [("A", "Aland", "2024-01-01", "1", "0", "0", "123.5")]), countries)
+    tables = etl.build_trusted(
+        strings(spark, header, [("A", "Aland", "2024-01-01", "1", "0", "0", "123.5")]), countries
+    )
     assert tables.daily.collect()[0]["gdp_per_capita"] == 123.5
 
 

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from covidlake.lock import S3_LOCK_KEY, RunInProgress, run_lock
+from covidlake.errors import RunInProgress
+from covidlake.lock import S3_LOCK_KEY, run_lock
 from covidlake.storage import S3Storage
 
 attack = pytest.mark.attack
@@ -58,7 +59,8 @@ def test_moto_honours_conditional_put_and_delete(s3):
 
 
 @attack(
-    9, "two waiters find the same expired lock at once",
+    9,
+    "two waiters find the same expired lock at once",
     "one takes it over (If-Match on its ETag); the other gets RunInProgress",
 )
 def test_two_waiters_on_an_expired_lock_one_wins(s3):
@@ -89,7 +91,8 @@ def test_two_waiters_on_an_expired_lock_one_wins(s3):
 
 
 @attack(
-    9, "a holder past its time-to-live releases after another run took the lock over",
+    9,
+    "a holder past its time-to-live releases after another run took the lock over",
     "the new holder's lock stays (release is If-Match on our own ETag)",
 )
 def test_release_leaves_a_lock_that_is_no_longer_ours(s3):
@@ -106,15 +109,15 @@ def test_release_leaves_a_lock_that_is_no_longer_ours(s3):
 
 
 @attack(
-    9, "a lock object that is not valid JSON, waiter allowed 1 s",
+    9,
+    "a lock object that is not valid JSON, waiter allowed 1 s",
     "RunInProgress naming the invalid lock after backing off (a handful of reads, not 150,000)",
 )
 def test_invalid_json_lock_backs_off_to_the_deadline(s3):
     s3.put_object(Bucket="lock-test", Key=S3_LOCK_KEY, Body=b"{not json")
     storage = CountingStorage("lock-test", client=s3)
-    with pytest.raises(RunInProgress, match="not valid JSON"):
-        with run_lock(storage, wait_seconds=1.0):
-            pass
+    with pytest.raises(RunInProgress, match="not valid JSON"), run_lock(storage, wait_seconds=1.0):
+        pass
     assert 1 <= storage.reads <= 10  # 50 ms doubling: 0.05+0.1+0.2+0.4+0.25 s
     assert s3.get_object(Bucket="lock-test", Key=S3_LOCK_KEY)["Body"].read() == b"{not json"
 

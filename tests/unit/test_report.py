@@ -10,11 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from tests.unit.api.sample_lake import CONTINENTS, write_sample_lake
 
 from covidlake import report as rpt
 from covidlake.cli import cli
 from covidlake.storage import LocalStorage
+from tests.unit.api.sample_lake import CONTINENTS, write_sample_lake
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -33,7 +33,9 @@ def fake_run(changed=True, quality=None, stages=None):
         processed=changed,
         stage_seconds=stages or {"database": 1.0, "ingest": 0.1, "etl": 12.5, "analytics": 8.25, "query": 0.1},
         zone_rows={"raw": {"covid_data": 250}, "trusted": {"daily": 240, "rejected": 10}, "refined": {"clusters": 60}},
-        quality=quality if quality is not None else {
+        quality=quality
+        if quality is not None
+        else {
             "rows_in": {"covid_data": 250, "country_data": 247},
             "rows_out": {"daily": 240, "snapshot": 230},
             "rejected": {"covid_data": {"negative_count": 7, "unknown_location": 3}},
@@ -104,10 +106,14 @@ def test_unchanged_run_takes_rejected_rows_from_the_trusted_zone(lake):
     storage = LocalStorage(lake)
     storage.put_bytes(
         "trusted/_quality.json",
-        json.dumps({
-            "run_id": "older", "rows_in": {"covid_data": 9}, "rows_out": {},
-            "rejected": {"covid_data": {"missing_location": 2}},
-        }).encode(),
+        json.dumps(
+            {
+                "run_id": "older",
+                "rows_in": {"covid_data": 9},
+                "rows_out": {},
+                "rejected": {"covid_data": {"missing_location": 2}},
+            }
+        ).encode(),
     )
     rpt.save_run_summary(storage, fake_run(changed=False, quality={}, stages={"database": 0.5, "ingest": 0.1}))
     data = chart_data(rpt.write_report(storage).read_text())

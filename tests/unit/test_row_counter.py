@@ -11,8 +11,9 @@ import io
 import pyarrow.csv as pacsv
 import pytest
 
+from covidlake.errors import SchemaError
 from covidlake.schemas import COVID_FACTS
-from covidlake.sources import CsvRowCounter, SchemaError
+from covidlake.sources import CsvRowCounter
 
 HEADER = b"iso_code,location,date,total_cases,total_deaths,note\r\n"
 TRICKY = HEADER + (

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.unit.api.sample_lake import write_sample_lake
 
 from covidlake import api
 from covidlake.query import CachedResults, DuckDBBackend
 from covidlake.serve import LocalContext, load_handler, to_event
 from covidlake.storage import LocalStorage
+from tests.unit.api.sample_lake import write_sample_lake
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +53,11 @@ def api_handler(handler_module, api_lake, use_backend):
     service = use_backend(DuckDBBackend(LocalStorage(api_lake[0])))
 
     def call(method: str, path: str, body=None, headers: dict | None = None, b64: bool = False):
-        raw = body if isinstance(body, (bytes, type(None))) else (body if isinstance(body, str) else json.dumps(body)).encode()
+        raw = (
+            body
+            if isinstance(body, (bytes, type(None)))
+            else (body if isinstance(body, str) else json.dumps(body)).encode()
+        )
         hdrs = [("content-type", "application/json"), *((headers or {}).items())]
         event = to_event(method, path, hdrs, raw or b"", "127.0.0.1")
         if b64 and raw:

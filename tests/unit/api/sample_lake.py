@@ -14,7 +14,14 @@ import duckdb
 
 from covidlake.schemas import REFINED_TABLES
 
-CONTINENTS = [("Africa", 57), ("Europe", 51), ("Asia", 48), ("North America", 41), ("Oceania", 24), ("South America", 14)]
+CONTINENTS = [
+    ("Africa", 57),
+    ("Europe", 51),
+    ("Asia", 48),
+    ("North America", 41),
+    ("Oceania", 24),
+    ("South America", 14),
+]
 
 
 def sample_rows() -> dict[str, list[dict]]:

@@ -55,8 +55,18 @@ def seed(*results: tuple[list[tuple[str, str]], list[list[str | None]]], header:
             {
                 "rows": [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in data],
                 "column_info": [
-                    {"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": n, "Label": n, "Type": t,
-                     "Precision": 0, "Scale": 0, "Nullable": "UNKNOWN", "CaseSensitive": t == "varchar"}
+                    {
+                        "CatalogName": "hive",
+                        "SchemaName": "",
+                        "TableName": "",
+                        "Name": n,
+                        "Label": n,
+                        "Type": t,
+                        "Precision": 0,
+                        "Scale": 0,
+                        "Nullable": "UNKNOWN",
+                        "CaseSensitive": t == "varchar",
+                    }
                     for n, t in columns
                 ],
             }
@@ -91,8 +101,12 @@ def test_rows_converted_by_reported_types(aws):
 
 
 def test_doubles_nan_and_nulls(aws):
-    columns = [("hdi_category", "varchar"), ("countries", "bigint"), ("avg_cases_per_thousand", "double"),
-               ("avg_deaths_per_million", "double")]
+    columns = [
+        ("hdi_category", "varchar"),
+        ("countries", "bigint"),
+        ("avg_cases_per_thousand", "double"),
+        ("avg_deaths_per_million", "double"),
+    ]
     seed((columns, [["Very High", "66", "350.5", "NaN"], ["Low", "32", "5.0E0", None], [None, None, "Infinity", "1"]]))
     rows = backend(aws).fetch("hdi_analysis")
     assert rows == [
@@ -130,7 +144,9 @@ def test_sql_is_built_from_the_registry_and_reuse_is_on(aws):
     )
     assert seen["WorkGroup"] == "covidlake"
     assert seen["QueryExecutionContext"] == {"Database": "covid_analytics", "Catalog": "AwsDataCatalog"}
-    assert seen["ResultReuseConfiguration"] == {"ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 30}}
+    assert seen["ResultReuseConfiguration"] == {
+        "ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 30}
+    }
     with pytest.raises(KeyError):
         backend(aws).sql("continent_stats; DROP TABLE x")
 
@@ -149,8 +165,9 @@ def test_sql_orders_by_the_registry_terms_only(aws):
         else:
             assert "ORDER BY" not in sql
     assert b.sql("numeric_summary", limit=1).endswith('FROM "covid_analytics"."numeric_summary" LIMIT 1')
-    assert b.sql("hdi_analysis").endswith("ORDER BY CASE hdi_category WHEN 'Very High' THEN 1 WHEN 'High' THEN 2 "
-                                          "WHEN 'Medium' THEN 3 ELSE 4 END")
+    assert b.sql("hdi_analysis").endswith(
+        "ORDER BY CASE hdi_category WHEN 'Very High' THEN 1 WHEN 'High' THEN 2 WHEN 'Medium' THEN 3 ELSE 4 END"
+    )
     # nothing else from the caller reaches the SQL: an unknown name is refused before any SQL
     with pytest.raises(KeyError):
         b.sql("continent_stats ORDER BY 1")
@@ -180,11 +197,19 @@ def paged_moto(monkeypatch):
 
 
 def test_every_page_is_read(aws, paged_moto):
-    rows = [[f"Country {i:04d}", "Europe", str(i % 4), "0.8", "30000.0", "100.5", None if i % 7 else "12.5"]
-            for i in range(2345)]
-    columns = [("location", "varchar"), ("continent", "varchar"), ("cluster", "integer"),
-               ("human_development_index", "double"), ("gdp_per_capita", "double"),
-               ("population_density", "double"), ("cases_per_thousand", "double")]
+    rows = [
+        [f"Country {i:04d}", "Europe", str(i % 4), "0.8", "30000.0", "100.5", None if i % 7 else "12.5"]
+        for i in range(2345)
+    ]
+    columns = [
+        ("location", "varchar"),
+        ("continent", "varchar"),
+        ("cluster", "integer"),
+        ("human_development_index", "double"),
+        ("gdp_per_capita", "double"),
+        ("population_density", "double"),
+        ("cases_per_thousand", "double"),
+    ]
     seed((columns, rows))
     got = backend(aws, page_size=1000).fetch("clusters")
     assert paged_moto == [(0, 1000), (1000, 1000), (2000, 1000)]  # header + 2345 rows = 2346
@@ -231,7 +256,9 @@ def test_polling_backs_off_until_the_deadline(aws):
 
     b = AthenaBackend(
         AthenaConfig(workgroup="covidlake", timeout_seconds=3.0, first_poll_seconds=0.1, max_poll_seconds=1.0),
-        client=aws["athena"], sleep=sleep, clock=lambda: now[0],
+        client=aws["athena"],
+        sleep=sleep,
+        clock=lambda: now[0],
     )
     with pytest.raises(QueryTimeout):
         b.fetch("continent_stats")
@@ -324,8 +351,9 @@ def api_handler_athena(handler_module, invoke):
     from covidlake.serve import to_event
 
     def call(payload):
-        event = to_event("POST", "/showResults", [("content-type", "application/json")],
-                         json.dumps(payload).encode(), "127.0.0.1")
+        event = to_event(
+            "POST", "/showResults", [("content-type", "application/json")], json.dumps(payload).encode(), "127.0.0.1"
+        )
         return invoke(event)
 
     return call

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.unit.api.sample_lake import write_table, write_version
 
 from covidlake.query import CachedResults, DuckDBBackend, read_version
 from covidlake.storage import LocalStorage
+from tests.unit.api.sample_lake import write_table, write_version
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -103,8 +103,10 @@ def test_read_version_of_a_lake_without_one(tmp_path):
 def test_lambda_modules_import_no_duckdb_pyarrow_pandas(module):
     """Lambda has Athena only: the handler must import without DuckDB, pyarrow or pandas."""
     if module.endswith(".py"):
-        load = f"import importlib.util as u; s = u.spec_from_file_location('app', {str(ROOT / module)!r}); " \
-               "m = u.module_from_spec(s); s.loader.exec_module(m)"
+        load = (
+            f"import importlib.util as u; s = u.spec_from_file_location('app', {str(ROOT / module)!r}); "
+            "m = u.module_from_spec(s); s.loader.exec_module(m)"
+        )
     else:
         load = f"import {module}"
     code = (
@@ -112,8 +114,13 @@ def test_lambda_modules_import_no_duckdb_pyarrow_pandas(module):
         "heavy = sorted(n for n in ('duckdb', 'pyarrow', 'pandas', 'pyspark', 'numpy') if n in sys.modules); "
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
 

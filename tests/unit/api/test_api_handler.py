@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from covidlake.query import QueryError, QueryTimeout
+from covidlake.errors import QueryError, QueryTimeout
 from covidlake.schemas import REFINED_TABLES, ColumnType
 
 from .failing_backend import Failing

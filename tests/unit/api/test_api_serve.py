@@ -37,8 +37,9 @@ def request(port, method, path, body=None, headers=None, conn=None):
 
 
 def test_show_results_over_http(server):
-    status, headers, raw = request(server[1], "POST", "/showResults", {"table": "continent_stats"},
-                                   {"Content-Type": "application/json"})
+    status, headers, raw = request(
+        server[1], "POST", "/showResults", {"table": "continent_stats"}, {"Content-Type": "application/json"}
+    )
     assert status == 200
     assert headers["Content-Type"] == "application/json"
     assert headers["Access-Control-Allow-Origin"] == "*"
@@ -87,12 +88,12 @@ def test_cli_help_lists_options():
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
-from schemathesis.checks import not_a_server_error  # noqa: E402
 
 
 def openapi_document() -> dict:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from covidlake.query import QueryError, TableNotPublished
+from covidlake.errors import QueryError, TableNotPublished
 
 from .failing_backend import Failing
 
@@ -17,17 +17,34 @@ attack = pytest.mark.attack
 @pytest.mark.parametrize(
     "raw, expected",
     [
-        pytest.param("[" * 5000 + "]" * 5000, 400, id="nested-5000",
-                     marks=attack(1, "Lambda: body nested 5,000 deep", "400 JSON (no RecursionError, no 5xx alarm)")),
-        pytest.param('{"table": "clusters", "limit": ' + "9" * 5000 + "}", 400, id="limit-5000-digits",
-                     marks=attack(1, "Lambda: `limit` of 5,000 digits", "400 JSON (no ValueError, no 5xx alarm)")),
-        pytest.param('{"table": "clusters", "limit": ' + "9" * 4000 + "}", 422, id="limit-4000-digits",
-                     marks=attack(
-                         1, "Lambda: `limit` of 4,000 digits (under the int-str limit)",
-                         "422 JSON: limit out of range",
-                     )),
-        pytest.param('{"table": "clusters", "x": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}", 400, id="object-5000",
-                     marks=attack(1, "Lambda: an unknown field holding objects nested 5,000 deep", "400 JSON")),
+        pytest.param(
+            "[" * 5000 + "]" * 5000,
+            400,
+            id="nested-5000",
+            marks=attack(1, "Lambda: body nested 5,000 deep", "400 JSON (no RecursionError, no 5xx alarm)"),
+        ),
+        pytest.param(
+            '{"table": "clusters", "limit": ' + "9" * 5000 + "}",
+            400,
+            id="limit-5000-digits",
+            marks=attack(1, "Lambda: `limit` of 5,000 digits", "400 JSON (no ValueError, no 5xx alarm)"),
+        ),
+        pytest.param(
+            '{"table": "clusters", "limit": ' + "9" * 4000 + "}",
+            422,
+            id="limit-4000-digits",
+            marks=attack(
+                1,
+                "Lambda: `limit` of 4,000 digits (under the int-str limit)",
+                "422 JSON: limit out of range",
+            ),
+        ),
+        pytest.param(
+            '{"table": "clusters", "x": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}",
+            400,
+            id="object-5000",
+            marks=attack(1, "Lambda: an unknown field holding objects nested 5,000 deep", "400 JSON"),
+        ),
     ],
 )
 def test_hostile_bodies_are_4xx_json_from_the_lambda(api_handler, raw, expected):
@@ -67,7 +84,8 @@ SECRETS = ("covidlake-lake-123456789012", "arn:aws:iam::123456789012:role/covidl
             QueryError(f"User: {SECRETS[1]} is not authorized to perform s3:GetObject on s3://{SECRETS[0]}/x", "q-1"),
             id="athena-access-denied",
             marks=attack(
-                6, "a backend error naming the bucket, a role ARN and the account",
+                6,
+                "a backend error naming the bucket, a role ARN and the account",
                 "502 JSON with a generic message, the query and request ids; details in the log only",
             ),
         ),
@@ -75,7 +93,8 @@ SECRETS = ("covidlake-lake-123456789012", "arn:aws:iam::123456789012:role/covidl
             TableNotPublished(f"refined table clusters has no data at s3://{SECRETS[0]}/refined/clusters/"),
             id="not-published",
             marks=attack(
-                6, "a table not published yet (the message names the bucket)",
+                6,
+                "a table not published yet (the message names the bucket)",
                 "502 JSON without the bucket; details in the log only",
             ),
         ),

@@ -25,8 +25,14 @@ CAP = 4  # the test server's connection cap
 @pytest.fixture(scope="module")
 def port(api_lake, handler_module):
     srv = make_server(
-        str(api_lake[0]), "127.0.0.1", 0, max_connections=CAP,
-        header_seconds=SECONDS, body_seconds=SECONDS, idle_seconds=2.0, write_seconds=2.0,
+        str(api_lake[0]),
+        "127.0.0.1",
+        0,
+        max_connections=CAP,
+        header_seconds=SECONDS,
+        body_seconds=SECONDS,
+        idle_seconds=2.0,
+        write_seconds=2.0,
     )
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -101,15 +107,28 @@ def test_a_plain_request_is_served(port):
 @pytest.mark.parametrize(
     "body, expected",
     [
-        pytest.param(b"[" * 5000 + b"]" * 5000, 400, id="nested-5000",
-                     marks=attack(
-                         1, "body nested 5,000 deep (`[[[[...]]]]`)",
-                         "400 JSON: not valid JSON (nested too deeply)",
-                     )),
-        pytest.param(b'{"table": "clusters", "limit": ' + b"9" * 5000 + b"}", 400, id="limit-5000-digits",
-                     marks=attack(1, "`limit` of 5,000 digits", "400 JSON: not valid JSON (number too long)")),
-        pytest.param(b'{"table": ' + b'{"a": ' * 900 + b"1" + b"}" * 900 + b"}", 422, id="nested-900",
-                     marks=attack(1, "`table` nested 900 deep (under the parser's limit)", "422 JSON naming `table`")),
+        pytest.param(
+            b"[" * 5000 + b"]" * 5000,
+            400,
+            id="nested-5000",
+            marks=attack(
+                1,
+                "body nested 5,000 deep (`[[[[...]]]]`)",
+                "400 JSON: not valid JSON (nested too deeply)",
+            ),
+        ),
+        pytest.param(
+            b'{"table": "clusters", "limit": ' + b"9" * 5000 + b"}",
+            400,
+            id="limit-5000-digits",
+            marks=attack(1, "`limit` of 5,000 digits", "400 JSON: not valid JSON (number too long)"),
+        ),
+        pytest.param(
+            b'{"table": ' + b'{"a": ' * 900 + b"1" + b"}" * 900 + b"}",
+            422,
+            id="nested-900",
+            marks=attack(1, "`table` nested 900 deep (under the parser's limit)", "422 JSON naming `table`"),
+        ),
     ],
 )
 def test_hostile_bodies_are_4xx_json(port, body, expected):
@@ -120,7 +139,8 @@ def test_hostile_bodies_are_4xx_json(port, body, expected):
 
 
 @attack(
-    2, "headers and `Content-Length: 27`, then 5 bytes of body and a stall",
+    2,
+    "headers and `Content-Length: 27`, then 5 bytes of body and a stall",
     "408 JSON after the body deadline, connection closed",
 )
 def test_stalled_body_is_408(port):
@@ -140,7 +160,8 @@ def test_stalled_headers_are_408(port):
 
 
 @attack(
-    2, "headers dripped one byte every 50 ms, never ending",
+    2,
+    "headers dripped one byte every 50 ms, never ending",
     "408 JSON: the deadline is for the whole head, not per byte",
 )
 def test_dripped_headers_are_408(port):
@@ -152,7 +173,7 @@ def test_dripped_headers_are_408(port):
             try:
                 sock.send(bytes([byte]))
                 answer = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except (BrokenPipeError, ConnectionResetError):
                 break
@@ -169,7 +190,8 @@ def test_tls_hello_on_plain_port_is_400(port):
 
 
 @attack(
-    2, "5 stalled connections against a cap of 4",
+    2,
+    "5 stalled connections against a cap of 4",
     "503 JSON for the one over the cap; served again once the others time out",
 )
 def test_connections_over_the_cap_get_503(port):
@@ -198,12 +220,24 @@ def test_connections_over_the_cap_get_503(port):
 @pytest.mark.parametrize(
     "head, expected",
     [
-        pytest.param("X-Big: " + "a" * 9000 + "\r\n", 431, id="line-9k",
-                     marks=attack(3, "one header line of 9 KB", "431 JSON (cap 8 KiB a line)")),
-        pytest.param("".join(f"X-H{i}: {'a' * 7000}\r\n" for i in range(10)), 431, id="total-70k",
-                     marks=attack(3, "10 header lines of 7 KB (70 KB)", "431 JSON (cap 64 KiB in all)")),
-        pytest.param("".join(f"X-H{i}: 1\r\n" for i in range(101)), 431, id="101-headers",
-                     marks=attack(3, "101 header lines", "431 JSON (the stdlib's cap of 100, as JSON)")),
+        pytest.param(
+            "X-Big: " + "a" * 9000 + "\r\n",
+            431,
+            id="line-9k",
+            marks=attack(3, "one header line of 9 KB", "431 JSON (cap 8 KiB a line)"),
+        ),
+        pytest.param(
+            "".join(f"X-H{i}: {'a' * 7000}\r\n" for i in range(10)),
+            431,
+            id="total-70k",
+            marks=attack(3, "10 header lines of 7 KB (70 KB)", "431 JSON (cap 64 KiB in all)"),
+        ),
+        pytest.param(
+            "".join(f"X-H{i}: 1\r\n" for i in range(101)),
+            431,
+            id="101-headers",
+            marks=attack(3, "101 header lines", "431 JSON (the stdlib's cap of 100, as JSON)"),
+        ),
         pytest.param("X-Big: " + "a" * 8000 + "\r\n", 200, id="line-8000-ok"),
     ],
 )
@@ -226,12 +260,19 @@ def test_long_request_line_is_414(port):
 @pytest.mark.parametrize(
     "request_bytes, expected",
     [
-        pytest.param(b"GARBAGE\r\n\r\n", 400, id="bad-request-line",
-                     marks=attack(4, "a request line that is not HTTP", "400 JSON (not the stdlib's HTML page)")),
-        pytest.param(b"GET /tables HTTP/9.9\r\n\r\n", 505, id="http-9.9",
-                     marks=attack(4, "HTTP/9.9", "505 JSON")),
-        pytest.param(b"GET /tables HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n", 400, id="obs-fold",
-                     marks=attack(4, "a folded header line (obsolete line folding)", "400 JSON")),
+        pytest.param(
+            b"GARBAGE\r\n\r\n",
+            400,
+            id="bad-request-line",
+            marks=attack(4, "a request line that is not HTTP", "400 JSON (not the stdlib's HTML page)"),
+        ),
+        pytest.param(b"GET /tables HTTP/9.9\r\n\r\n", 505, id="http-9.9", marks=attack(4, "HTTP/9.9", "505 JSON")),
+        pytest.param(
+            b"GET /tables HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n",
+            400,
+            id="obs-fold",
+            marks=attack(4, "a folded header line (obsolete line folding)", "400 JSON"),
+        ),
     ],
 )
 def test_stdlib_errors_are_json(port, request_bytes, expected):
@@ -259,20 +300,41 @@ def test_unknown_table_echo_is_truncated(port):
 @pytest.mark.parametrize(
     "headers",
     [
-        pytest.param("Content-Length: 2_8\r\n", id="underscore",
-                     marks=attack(5, "`Content-Length: 2_8` (Python's int() takes it)", "400 JSON, connection closed")),
-        pytest.param("Content-Length: +28\r\n", id="plus",
-                     marks=attack(5, "`Content-Length: +28`", "400 JSON, connection closed")),
-        pytest.param("Content-Length: 28\r\nContent-Length: 28\r\n", id="two",
-                     marks=attack(5, "two Content-Length headers", "400 JSON, connection closed")),
-        pytest.param("Content-Length: 28, 28\r\n", id="list",
-                     marks=attack(5, "`Content-Length: 28, 28`", "400 JSON, connection closed")),
-        pytest.param("Content-Length: 28\r\nTransfer-Encoding: chunked\r\n", id="te-and-cl",
-                     marks=attack(5, "Transfer-Encoding: chunked with Content-Length", "400 JSON, connection closed")),
-        pytest.param("Content-Length: 28\r\nTransfer-Encoding: identity\r\n", id="te-identity-and-cl",
-                     marks=attack(5, "Transfer-Encoding: identity with Content-Length", "400 JSON, connection closed")),
-        pytest.param("Content-Length : 28\r\n", id="space-before-colon",
-                     marks=attack(5, "`Content-Length : 28` (space before the colon)", "400 JSON, connection closed")),
+        pytest.param(
+            "Content-Length: 2_8\r\n",
+            id="underscore",
+            marks=attack(5, "`Content-Length: 2_8` (Python's int() takes it)", "400 JSON, connection closed"),
+        ),
+        pytest.param(
+            "Content-Length: +28\r\n",
+            id="plus",
+            marks=attack(5, "`Content-Length: +28`", "400 JSON, connection closed"),
+        ),
+        pytest.param(
+            "Content-Length: 28\r\nContent-Length: 28\r\n",
+            id="two",
+            marks=attack(5, "two Content-Length headers", "400 JSON, connection closed"),
+        ),
+        pytest.param(
+            "Content-Length: 28, 28\r\n",
+            id="list",
+            marks=attack(5, "`Content-Length: 28, 28`", "400 JSON, connection closed"),
+        ),
+        pytest.param(
+            "Content-Length: 28\r\nTransfer-Encoding: chunked\r\n",
+            id="te-and-cl",
+            marks=attack(5, "Transfer-Encoding: chunked with Content-Length", "400 JSON, connection closed"),
+        ),
+        pytest.param(
+            "Content-Length: 28\r\nTransfer-Encoding: identity\r\n",
+            id="te-identity-and-cl",
+            marks=attack(5, "Transfer-Encoding: identity with Content-Length", "400 JSON, connection closed"),
+        ),
+        pytest.param(
+            "Content-Length : 28\r\n",
+            id="space-before-colon",
+            marks=attack(5, "`Content-Length : 28` (space before the colon)", "400 JSON, connection closed"),
+        ),
     ],
 )
 def test_ambiguous_framing_is_400_and_closes(port, headers):
