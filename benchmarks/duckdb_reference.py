@@ -1,6 +1,6 @@
 """The benchmark's reference: the ETL's raw -> trusted conversion done by DuckDB.
 
-Same inputs (the two raw CSVs of the lake), same work as emr.etl.write_trusted: every
+Same inputs (the two raw CSVs of the lake), same work as covidlake.trusted.job.write_trusted: every
 column read as text then typed explicitly, the same quality rules in the same order
 (the first failed rule wins, with the same details), duplicates by
 (location, date) numbered by a window, the good facts joined with the good country
@@ -24,7 +24,7 @@ from covidlake.schemas import (
     ColumnType,
     normalize_header,
 )
-from emr.etl import NON_NEGATIVE, POSITIVE
+from covidlake.trusted.rules import NON_NEGATIVE, POSITIVE
 
 
 def _q(name: str) -> str:

@@ -184,7 +184,7 @@ def query(table, lake, as_json, limit) -> None:
 def load_country_data_command(db_url, csv_path) -> None:
     """Create table country_data in any PostgreSQL and load a CSV into it (idempotent)."""
     from covidlake.errors import SchemaError, SourceError
-    from covidlake.sources import load_country_data, redact
+    from covidlake.raw.postgres import load_country_data, redact
 
     try:
         rows = load_country_data(db_url, csv_path, get_settings())
@@ -200,7 +200,7 @@ def load_country_data_command(db_url, csv_path) -> None:
 @click.option("--force", is_flag=True)
 def ingest_command(lake, source_url, db_url, force) -> None:
     """Capture both sources into a lake's raw zone (a folder or s3://), print the result."""
-    from covidlake.ingest import ingest
+    from covidlake.raw.ingest import ingest
     from covidlake.storage import open_lake
 
     settings = get_settings()

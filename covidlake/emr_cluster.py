@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from covidlake.athena_ddl import refined_table_ddl
 from covidlake.errors import JobCodeMissing
-from covidlake.ingest import MANIFEST_PREFIX
+from covidlake.raw.ingest import MANIFEST_PREFIX
 from covidlake.schemas import ATHENA_DATABASE
 
 # AmazonEMRServicePolicy_v2 only acts on resources carrying this tag.

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from covidlake.errors import SourceError
-from covidlake.sources import with_sslmode
+from covidlake.raw.postgres import with_sslmode
 
 log = logging.getLogger(__name__)
 DATABASE = "covid_data"

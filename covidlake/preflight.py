@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 from covidlake.emr_cluster import EMR_MANAGED_POLICY_TAG, missing_job_code
 from covidlake.errors import SourceError
+from covidlake.raw.postgres import connect, redact
 from covidlake.settings import Settings
-from covidlake.sources import connect, redact
 
 TAG_KEY, TAG_VALUE = EMR_MANAGED_POLICY_TAG["Key"], EMR_MANAGED_POLICY_TAG["Value"]
 

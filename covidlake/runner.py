@@ -13,14 +13,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from covidlake.ingest import IngestResult, ingest, latest_manifest
 from covidlake.local import embedded_postgres, serve_file
 from covidlake.lock import run_lock
 from covidlake.query import DuckDBBackend
+from covidlake.raw.ingest import IngestResult, ingest, latest_manifest
+from covidlake.raw.postgres import load_country_data
 from covidlake.report import save_run_summary
 from covidlake.schemas import REFINED_TABLES
 from covidlake.settings import BUNDLED_DATA, Settings
-from covidlake.sources import load_country_data
 from covidlake.storage import LakeStorage, LocalStorage, open_lake
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,8 @@ def run_spark_stages(
             "(deploy the stack, see README) — ingest into it with `covidlake ingest`"
         )
     from covidlake.spark import local_session
+    from covidlake.trusted.job import write_trusted
     from emr.analytics import write_refined
-    from emr.etl import write_trusted
 
     result = report.ingest
     input_bytes = sum(s.bytes for s in result.sources.values())

@@ -310,7 +310,7 @@ def normalize_header(name: str) -> str:
 # OWID publishes the same facts in several layouts; each is recognised by its header and
 # mapped onto COVID_FACTS' names here, the one place ingest's header check and the ETL's
 # read path both call. Country attributes the CSV carries too are dropped later: the
-# database's values win (emr/etl.py join_daily).
+# database's values win (covidlake/trusted/build.py join_daily).
 
 
 @dataclass(frozen=True)

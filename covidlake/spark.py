@@ -61,7 +61,7 @@ def local_session(settings: Settings, input_bytes: int = 0, app_name: str = "cov
         .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile=file:{LOG4J2}")
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.sql.adaptive.enabled", "true")
-        # see emr.etl.NO_CONSTRAINT_PROPAGATION: plan optimisation time, not data, dominated
+        # see covidlake.trusted.job.NO_CONSTRAINT_PROPAGATION: plan optimisation time, not data, dominated
         .config("spark.sql.constraintPropagation.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")

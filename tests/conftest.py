@@ -46,7 +46,7 @@ def spark(settings):
 def pg_url(settings):
     """A real PostgreSQL server (embedded), database covid_data with country_data loaded."""
     from covidlake.local import embedded_postgres
-    from covidlake.sources import load_country_data
+    from covidlake.raw.postgres import load_country_data
 
     with embedded_postgres(settings.state_dir / "shared-db") as url:
         load_country_data(url, DATA / "country_data.csv", settings)

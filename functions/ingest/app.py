@@ -7,10 +7,10 @@ Spark steps read `inputs` and `run_id`.
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from covidlake.ingest import ingest
 from covidlake.observability import add_ingest_metrics
+from covidlake.raw.ingest import ingest
+from covidlake.raw.postgres import resolve_db_url
 from covidlake.settings import get_settings
-from covidlake.sources import resolve_db_url
 from covidlake.storage import open_lake
 
 logger = Logger()

@@ -27,6 +27,8 @@ def test_zip_holds_the_packages_and_is_reproducible(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     names = zipfile.ZipFile(a).namelist()
     assert "covidlake/schemas.py" in names and "covidlake/storage.py" in names and "emr/__init__.py" in names
+    # emr/etl.py is only an entry point: the trusted transforms it runs travel in the zip
+    assert {"covidlake/trusted/__init__.py", "covidlake/trusted/job.py", "covidlake/observability.py"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or not n.endswith(".py")]
 
 

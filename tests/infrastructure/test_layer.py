@@ -39,7 +39,15 @@ def test_layer_requirements_are_only_what_the_lambdas_need():
 
 @pytest.mark.parametrize(
     "module",
-    ["covidlake.emr_cluster", "covidlake.athena_ddl", "covidlake.schemas", "covidlake.settings", "covidlake.storage"],
+    [
+        "covidlake.emr_cluster",
+        "covidlake.athena_ddl",
+        "covidlake.schemas",
+        "covidlake.settings",
+        "covidlake.storage",
+        "covidlake.raw.ingest",
+        "covidlake.observability",
+    ],
 )
 def test_lambda_modules_import_without_heavy_packages(module):
     code = (

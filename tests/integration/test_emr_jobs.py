@@ -7,7 +7,9 @@ import json
 import boto3
 from moto import mock_aws
 
+from covidlake.observability import publish_quality_metrics
 from covidlake.storage import LocalStorage
+from covidlake.trusted.quality import QualitySummary
 from emr import analytics, etl
 
 
@@ -51,12 +53,12 @@ def test_etl_main_exits_2_naming_a_missing_column(lake_copy, tmp_path, capsys):
 @mock_aws
 def test_quality_metrics_reach_cloudwatch():
     cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
-    summary = etl.QualitySummary(
+    summary = QualitySummary(
         rows_in={"covid_data": 10, "country_data": 5},
         rows_out={"daily": 8, "snapshot": 4},
         rejected={"covid_data": {"negative_count": 2}},
     )
-    etl.publish_quality_metrics(summary, "covidlake-test", cloudwatch)
+    publish_quality_metrics(summary.to_dict(), "covidlake-test", cloudwatch)
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="covidlake-test")["Metrics"]}
     assert names == {"RowsRejected", "RowsRejected_negative_count", "RowsTrusted_daily", "RowsTrusted_snapshot"}
     stats = cloudwatch.get_metric_statistics(

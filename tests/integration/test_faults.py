@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from covidlake.errors import RunInProgress, SchemaError, SourceError
+from covidlake.errors import QualityError, RunInProgress, SchemaError, SourceError
 from covidlake.lock import run_lock
 from covidlake.query import DuckDBBackend
+from covidlake.raw.postgres import extract_country_data
 from covidlake.runner import run_pipeline
 from covidlake.schemas import REFINED_TABLES
 from covidlake.settings import BUNDLED_DATA
-from covidlake.sources import extract_country_data
 from covidlake.storage import LocalStorage
-from emr import analytics, etl
+from covidlake.trusted import job as trusted_job
+from emr import analytics
 
 from .httpfixtures import http_server, send
 
@@ -98,7 +99,7 @@ def test_analytics_failing_half_way_publishes_nothing_and_rerun_converges(lake_c
 def test_etl_failing_half_way_leaves_trusted_and_refined_untouched(lake_copy, settings, clean_v2, monkeypatch):
     before = zone_files(lake_copy / "trusted") | zone_files(lake_copy / "refined")
     monkeypatch.setattr(
-        etl,
+        trusted_job,
         "latest_snapshot",
         lambda daily: daily.withColumn("location", F.raise_error("executor lost").cast("string")),
     )
@@ -113,7 +114,7 @@ def test_etl_failing_half_way_leaves_trusted_and_refined_untouched(lake_copy, se
 def test_too_many_rejected_rows_fails_naming_the_rule_and_publishes_nothing(lake_copy, settings, clean_v2):
     bad = "\n".join(with_column(LINES, "total_deaths", lambda n, v: "-1" if n % 10 == 0 else v)).encode()
     before = zone_files(lake_copy / "trusted") | zone_files(lake_copy / "refined")
-    with pytest.raises(etl.QualityError, match=r"covid_data: 10\.1% of 247 rows rejected.*negative_count.*Afghanistan"):
+    with pytest.raises(QualityError, match=r"covid_data: 10\.1% of 247 rows rejected.*negative_count.*Afghanistan"):
         run_with(settings, lake_copy, bad)
     assert zone_files(lake_copy / "trusted") | zone_files(lake_copy / "refined") == before
     run_with(settings, lake_copy, V2)
@@ -215,7 +216,7 @@ def test_database_dying_mid_extract(settings, tmp_path):
     import psycopg2
 
     from covidlake.local import embedded_postgres
-    from covidlake.sources import load_country_data
+    from covidlake.raw.postgres import load_country_data
 
     state = Path(settings.state_dir) / "dying-db"
     with embedded_postgres(state) as url:

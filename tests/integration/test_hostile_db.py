@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 
 from covidlake.errors import SourceError
+from covidlake.raw.postgres import connect, resolve_db_url, with_sslmode
 from covidlake.settings import Settings
-from covidlake.sources import connect, resolve_db_url, with_sslmode
 
 attack = pytest.mark.attack
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)

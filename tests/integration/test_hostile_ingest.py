@@ -13,10 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from covidlake.errors import SchemaError, SourceError
-from covidlake.ingest import ingest
+from covidlake.raw.capture import SPARK_MAX_COLUMNS
+from covidlake.raw.download import download_csv
+from covidlake.raw.ingest import ingest
 from covidlake.schemas import COVID_FACTS
 from covidlake.settings import BUNDLED_DATA
-from covidlake.sources import SPARK_MAX_COLUMNS, download_csv
 from covidlake.storage import LocalStorage
 
 from .httpfixtures import http_server, send

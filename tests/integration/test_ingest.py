@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from covidlake.errors import SourceError
-from covidlake.ingest import ingest
+from covidlake.raw.ingest import ingest
 from covidlake.settings import BUNDLED_DATA
 from covidlake.storage import LocalStorage, S3Storage, open_lake
 

@@ -16,6 +16,7 @@ import pytest
 from covidlake.errors import SchemaError
 from covidlake.local import serve_file
 from covidlake.query import DuckDBBackend
+from covidlake.raw.download import download_csv
 from covidlake.runner import run_pipeline
 from covidlake.schemas import (
     COUNTRY_ATTRIBUTES,
@@ -25,7 +26,6 @@ from covidlake.schemas import (
     detect_layout,
 )
 from covidlake.settings import BUNDLED_DATA, PROJECT_ROOT
-from covidlake.sources import download_csv
 from covidlake.storage import LocalStorage
 
 HEADERS = PROJECT_ROOT / "tests" / "fixtures" / "owid_headers"

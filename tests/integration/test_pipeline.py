@@ -15,7 +15,8 @@ from covidlake.runner import run_pipeline
 from covidlake.schemas import REFINED_TABLES, TRUSTED_TABLES
 from covidlake.settings import BUNDLED_DATA
 from covidlake.storage import LocalStorage
-from emr import analytics, etl
+from covidlake.trusted.job import write_trusted
+from emr import analytics
 
 from .httpfixtures import http_server, send
 
@@ -105,7 +106,7 @@ def test_second_run_is_a_no_op(lake_copy, settings):
 
 def test_owid_latest_67_column_file_gives_the_same_countries(spark, tmp_path):
     storage = LocalStorage(tmp_path)
-    summary = etl.write_trusted(
+    summary = write_trusted(
         spark, storage, f"file://{BUNDLED_DATA}/owid-covid-latest.csv", f"file://{BUNDLED_DATA}/country_data.csv", "t1"
     )
     assert summary.rows_out == {"daily": 247, "snapshot": 235}
@@ -115,7 +116,7 @@ def test_owid_latest_67_column_file_gives_the_same_countries(spark, tmp_path):
 
 def test_owid_daily_file_snapshot_takes_latest_day(spark, tmp_path):
     storage = LocalStorage(tmp_path)
-    summary = etl.write_trusted(
+    summary = write_trusted(
         spark,
         storage,
         f"file://{BUNDLED_DATA}/owid-covid-timeseries-sample.csv",

@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 
 from covidlake.errors import SourceError
+from covidlake.raw.postgres import extract_country_data
 from covidlake.schemas import COUNTRY_DATA
-from covidlake.sources import extract_country_data
 from covidlake.storage import LocalStorage
 from emr import etl
 

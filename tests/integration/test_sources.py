@@ -8,8 +8,9 @@ import hashlib
 import pytest
 
 from covidlake.errors import SchemaError, SourceError
+from covidlake.raw.download import download_csv
+from covidlake.raw.postgres import extract_country_data, load_country_data
 from covidlake.settings import BUNDLED_DATA
-from covidlake.sources import download_csv, extract_country_data, load_country_data
 
 from .httpfixtures import http_server, send
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pyspark.sql import Observation
 
+from covidlake.errors import QualityError, SchemaError
 from covidlake.schemas import COUNTRY_DATA, COVID_FACTS, TRUSTED_TABLES
-from emr import etl
+from covidlake.trusted.build import build_trusted
+from covidlake.trusted.quality import check_rejected_share, fact_counts, summarize_counts
+from covidlake.trusted.typed import normalize_columns
 
 COUNTRY_HEADER = [
     "location",
@@ -38,7 +42,7 @@ def countries_raw(spark):
 
 
 def build(spark, facts_rows, countries_raw, header=FACT_HEADER):
-    return etl.build_trusted(strings(spark, header, facts_rows), countries_raw)
+    return build_trusted(strings(spark, header, facts_rows), countries_raw)
 
 
 def rejected_rules(tables) -> dict[str, str]:
@@ -47,19 +51,19 @@ def rejected_rules(tables) -> dict[str, str]:
 
 def test_normalize_columns_trims_lowercases_and_aliases(spark):
     df = strings(spark, [" Location", "LAST_UPDATED_DATE ", "Total Cases"], [("a", "b", "c")])
-    assert etl.normalize_columns(df, "x").columns == ["location", "date", "total_cases"]
+    assert normalize_columns(df, "x").columns == ["location", "date", "total_cases"]
 
 
 def test_normalize_columns_rejects_duplicates_after_normalising(spark):
     df = strings(spark, ["location", "Location "], [("a", "b")])
-    with pytest.raises(etl.SchemaError, match="location appear more than once"):
-        etl.normalize_columns(df, "covid_data")
+    with pytest.raises(SchemaError, match="location appear more than once"):
+        normalize_columns(df, "covid_data")
 
 
 def test_missing_required_column_is_named(spark, countries_raw):
     facts = strings(spark, ["location", "date", "total_deaths"], [("Aland", "2024-01-01", "1")])
-    with pytest.raises(etl.SchemaError, match="covid_data: missing required column.*total_cases"):
-        etl.build_trusted(facts, countries_raw)
+    with pytest.raises(SchemaError, match="covid_data: missing required column.*total_cases"):
+        build_trusted(facts, countries_raw)
 
 
 def test_daily_is_typed_joined_and_in_registry_order(spark, countries_raw):
@@ -86,9 +90,7 @@ def test_database_values_win_over_the_csvs(spark, countries_raw):
 def test_database_null_falls_back_to_the_csv_value(spark):
     countries = strings(spark, COUNTRY_HEADER, [("Aland", "Europe", "1000", "10", None, "0.9")])
     header = FACT_HEADER + ["gdp_per_capita"]
-    tables = etl.build_trusted(
-        strings(spark, header, [("A", "Aland", "2024-01-01", "1", "0", "0", "123.5")]), countries
-    )
+    tables = build_trusted(strings(spark, header, [("A", "Aland", "2024-01-01", "1", "0", "0", "123.5")]), countries)
     assert tables.daily.collect()[0]["gdp_per_capita"] == 123.5
 
 
@@ -134,7 +136,7 @@ def test_country_rules(spark):
         ],
     )
     facts = strings(spark, FACT_HEADER, [("D", "Duchy", "2024-01-01", "1", "0", "0")])
-    rules = {r["location"]: r["rule"] for r in etl.build_trusted(facts, countries).rejected.collect()}
+    rules = {r["location"]: r["rule"] for r in build_trusted(facts, countries).rejected.collect()}
     assert rules == {
         "Aland": "hdi_out_of_range",
         "Borduria": "non_positive_population",
@@ -164,11 +166,14 @@ def test_share_over_threshold_fails_naming_rule_and_examples(spark, countries_ra
         [("ALA", "Aland", "2024-01-01", "10", "1", "1"), ("ALA", "Aland", "2024-01-02", "-1", "1", "1")],
         countries_raw,
     )
-    summary = etl.summarize({"covid_data": 2, "country_data": 3}, tables.daily, tables.snapshot, tables.rejected)
+    observed = Observation("facts")  # counted as write_trusted counts them: while the facts pass
+    tables.facts.observe(observed, *fact_counts()).collect()
+    rows_in = {"covid_data": 2, "country_data": 3}
+    summary = summarize_counts(rows_in, observed.get, tables.countries, tables.snapshot.count())
     assert summary.rejected == {"covid_data": {"negative_count": 1}}
-    with pytest.raises(etl.QualityError, match=r"covid_data: 50.0% of 2 rows.*negative_count.*Aland 2024-01-02"):
-        etl.check_rejected_share(summary, tables.rejected, 0.05)
-    etl.check_rejected_share(summary, tables.rejected, 0.5)  # at the limit: passes
+    with pytest.raises(QualityError, match=r"covid_data: 50.0% of 2 rows.*negative_count.*Aland 2024-01-02"):
+        check_rejected_share(summary, tables.rejected, 0.05)
+    check_rejected_share(summary, tables.rejected, 0.5)  # at the limit: passes
 
 
 def test_registry_declares_the_sources():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from emr import etl
+from covidlake.trusted.build import build_trusted
 from tests.unit.test_etl import FACT_HEADER, strings
 
 ROWS = [
@@ -28,7 +28,7 @@ def test_duplicates_keep_the_first_copy_in_input_order(spark, max_collected_copi
     )
     # the rows are sliced over several partitions: input order spans them, as in a split CSV
     facts = strings(spark, FACT_HEADER, ROWS)
-    tables = etl.build_trusted(facts, countries, max_collected_copies=max_collected_copies)
+    tables = build_trusted(facts, countries, max_collected_copies=max_collected_copies)
     daily = sorted((r["location"], str(r["date"]), r["total_cases"]) for r in tables.daily.collect())
     rejected = sorted((r["rule"], r["detail"]) for r in tables.rejected.collect())
     assert daily == [("Aland", "2024-01-01", 9.0), ("Aland", "2024-01-02", 10.0), ("Borduria", "2024-01-01", 5.0)]
@@ -55,5 +55,5 @@ def test_snapshot_is_the_latest_row_per_country(spark):
             ("OWID_WRL", "World", "2024-01-09", "90", "1", "1"),
         ],
     )
-    snapshot = etl.build_trusted(facts, countries).snapshot.collect()
+    snapshot = build_trusted(facts, countries).snapshot.collect()
     assert [(r["location"], str(r["date"]), r["total_cases"]) for r in snapshot] == [("Aland", "2024-01-05", 50.0)]

@@ -12,8 +12,8 @@ import pyarrow.csv as pacsv
 import pytest
 
 from covidlake.errors import SchemaError
+from covidlake.raw.capture import CsvRowCounter
 from covidlake.schemas import COVID_FACTS
-from covidlake.sources import CsvRowCounter
 
 HEADER = b"iso_code,location,date,total_cases,total_deaths,note\r\n"
 TRICKY = HEADER + (
@@ -81,7 +81,7 @@ def test_bad_files_are_named(data, message):
 
 @pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
 def test_a_record_wider_than_spark_takes_is_named_whatever_the_chunking(chunk):
-    from covidlake.sources import SPARK_MAX_COLUMNS
+    from covidlake.raw.capture import SPARK_MAX_COLUMNS
 
     row = b"ALA,Aland,2024-01-01,1,0,x"
     wide = row + b"," * (SPARK_MAX_COLUMNS - 6 + 1) + b"\n"  # 20,481 columns

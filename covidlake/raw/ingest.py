@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from covidlake.raw.capture import Capture
+from covidlake.raw.download import download_csv
+from covidlake.raw.postgres import extract_country_data
 from covidlake.schemas import REFINED_VERSION_KEY
 from covidlake.settings import Settings
-from covidlake.sources import Capture, download_csv, extract_country_data
 from covidlake.storage import LakeStorage
 
 MANIFEST_PREFIX = "raw/_manifests/"

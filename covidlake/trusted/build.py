@@ -1,0 +1,183 @@
+"""Raw (string) frames of both sources -> the trusted tables: the country table, the
+flagged facts, the daily facts joined with the country attributes, the per-country
+snapshot and the rejected rows. Pure DataFrame -> DataFrame functions; no I/O."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from covidlake.schemas import COUNTRY_ATTRIBUTES, COUNTRY_DATA, COVID_FACTS, TRUSTED_TABLES
+from covidlake.trusted.rules import apply_rules, country_rules, fact_rules, number_copies, rejected_rows
+from covidlake.trusted.typed import normalize_columns, require_columns, typed_column, with_raw_and_typed
+
+log = logging.getLogger(__name__)
+
+
+def conform_countries(raw: DataFrame) -> DataFrame:
+    """Typed country rows with `_rule`/`_detail` set on the ones that fail a rule."""
+    typed = with_raw_and_typed(raw, COUNTRY_DATA)
+    return apply_rules(number_copies(typed, ["location"]), country_rules())
+
+
+def local_countries(countries: DataFrame) -> DataFrame:
+    """The conformed country table (a few hundred rows), cached: computed once (when its
+    locations are collected), then read from memory by every later plan. (Not
+    createDataFrame of the collected rows: that is a Python RDD, and each job reading it
+    would start Python workers.)"""
+    return countries.cache()
+
+
+def typed_facts(raw: DataFrame, known_locations: list[str]) -> DataFrame:
+    """Typed fact rows (plus any country attributes the CSV carries, as `_csv_<name>`,
+    the input position `_row_id` and `_known_location`), rules not yet applied."""
+    carried = [c for c in COUNTRY_ATTRIBUTES if c in raw.columns]
+    raw = raw.select(
+        *[F.col(f"`{c}`").alias(f"_csv_{c}") if c in carried else F.col(f"`{c}`") for c in raw.columns],
+        F.monotonically_increasing_id().alias("_row_id"),  # input position, right on the scan
+    )
+    typed = with_raw_and_typed(raw, COVID_FACTS, keep=[f"_csv_{c}" for c in carried] + ["_row_id"])
+    # a few hundred names: an in-set test on each row, no join
+    return typed.withColumn("_known_location", F.coalesce(F.col("location").isin(known_locations), F.lit(False)))
+
+
+def later_copies(typed: DataFrame) -> DataFrame:
+    """(`_row_id`, `_copy`) of every copy after the first of a (location, date), in input
+    order. Only the keys that occur twice are numbered: normally none, so the one job
+    is an aggregate of two narrow columns."""
+    keys = typed.select("location", "date", "_row_id")
+    twice = keys.groupBy("location", "date").count().where(F.col("count") > 1).drop("count")
+    same_key = (keys["location"].eqNullSafe(twice["location"])) & (keys["date"].eqNullSafe(twice["date"]))
+    in_twice = keys.join(twice, on=same_key, how="left_semi")
+    return (
+        number_copies(in_twice, ["location", "date"], [F.col("_row_id")])
+        .where(F.col("_copy") > 1)
+        .select("_row_id", "_copy")
+    )
+
+
+def resolve_copies(later: DataFrame, limit: int) -> DataFrame | None:
+    """None when no row is a later copy (the answer every later plan can rely on), the
+    copies as a local relation when there are few, else the frame itself."""
+    rows = later.limit(limit + 1).collect()
+    if not rows:
+        return None
+    if len(rows) > limit:
+        return later
+    return later.sparkSession.createDataFrame(rows, later.schema)
+
+
+def flag_facts(typed: DataFrame, copies: DataFrame | None) -> DataFrame:
+    """Adds `_rule`: the first fact rule the row fails, or null. One expression over the
+    typed and trimmed columns; the details are built only for failed rows (fact_details)."""
+    if copies is None:
+        numbered = typed.withColumn("_copy", F.lit(1))
+    else:
+        numbered = typed.join(F.broadcast(copies), on="_row_id", how="left").withColumn(
+            "_copy", F.coalesce(F.col("_copy"), F.lit(1))
+        )
+    rule = F.lit(None).cast("string")
+    for name, failed, _ in reversed(fact_rules()):
+        rule = F.when(F.coalesce(failed, F.lit(False)), F.lit(name)).otherwise(rule)
+    return numbered.withColumn("_rule", rule)
+
+
+def fact_details(flagged: DataFrame) -> DataFrame:
+    """The failed rows of flag_facts, with `_detail` for the rule each one failed."""
+    detail = F.lit(None).cast("string")
+    for name, _, why in fact_rules():
+        detail = F.when(F.col("_rule") == name, why).otherwise(detail)
+    return flagged.where(F.col("_rule").isNotNull()).withColumn("_detail", detail)
+
+
+def conform_facts(raw: DataFrame, countries: DataFrame, max_collected_copies: int = 100_000) -> DataFrame:
+    """Typed fact rows flagged by the fact rules (`_rule`; `_detail` for failed rows
+    only in fact_details); `countries` is the typed country table, all rows.
+
+    Speed (benchmarks/NOTES.md): no shuffle of whole rows. Duplicates are found by an
+    aggregate of (location, date) alone and numbered in input order; every other rule
+    is row-local, evaluated once in one expression, with no per-rule columns."""
+    known = sorted(r["location"] for r in countries.select("location").where(F.col("location").isNotNull()).collect())
+    typed = typed_facts(raw, known)
+    return flag_facts(typed, resolve_copies(later_copies(typed), max_collected_copies))
+
+
+def join_daily(facts: DataFrame, countries: DataFrame) -> DataFrame:
+    """Good facts joined with good country rows on location; where both carry a
+    column the database's value wins (the CSV's is used only where it has none)."""
+    good_countries = countries.where(F.col("_rule").isNull()).select(
+        "location", *[F.col(c).alias(f"_db_{c}") for c in COUNTRY_ATTRIBUTES]
+    )
+    joined = facts.where(F.col("_rule").isNull()).join(F.broadcast(good_countries), on="location", how="left")
+    schema = TRUSTED_TABLES["daily"]
+    columns = []
+    for col in schema.columns:
+        if col.name in COUNTRY_ATTRIBUTES:
+            csv_value = (
+                typed_column(F.col(f"_csv_{col.name}"), col.type)
+                if f"_csv_{col.name}" in joined.columns
+                else F.lit(None)
+            )
+            columns.append(F.coalesce(F.col(f"_db_{col.name}"), csv_value.cast(col.type.spark())).alias(col.name))
+        else:
+            columns.append(F.col(col.name).cast(col.type.spark()).alias(col.name))
+    return joined.select(*columns)
+
+
+def latest_snapshot(daily: DataFrame) -> DataFrame:
+    """The latest date per location, countries only: OWID aggregates (World,
+    continents, income groups, EU) are the rows without a continent. (A max per
+    location broadcast back: no sort of the daily rows; (location, date) is unique.)"""
+    countries = daily.where(F.col("continent").isNotNull())
+    latest = countries.groupBy("location").agg(F.max("date").alias("date"))
+    return countries.join(F.broadcast(latest), on=["location", "date"]).select(*TRUSTED_TABLES["snapshot"].column_names)
+
+
+@dataclass
+class TrustedTables:
+    """The flagged facts and the (local) country table; daily, snapshot and rejected
+    are built from them on first use, so a caller that needs one plan analyses one."""
+
+    facts: DataFrame
+    countries: DataFrame
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    @cached_property
+    def daily(self) -> DataFrame:
+        return join_daily(self.facts, self.countries)
+
+    @cached_property
+    def snapshot(self) -> DataFrame:
+        return latest_snapshot(self.daily)
+
+    @cached_property
+    def rejected(self) -> DataFrame:
+        return self.rejected_countries.unionByName(rejected_rows(fact_details(self.facts), "covid_data"))
+
+    @cached_property
+    def rejected_countries(self) -> DataFrame:
+        return rejected_rows(self.countries, "country_data")
+
+
+def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, max_collected_copies: int = 100_000) -> TrustedTables:
+    """Raw (string) frames of both sources -> the trusted tables. The country table is
+    collected and a duplicate check runs here (one narrow job); the rest is lazy."""
+    covid_raw = normalize_columns(covid_raw, "covid_data")
+    country_raw = normalize_columns(country_raw, "country_data")
+    require_columns(covid_raw, COVID_FACTS, "covid_data")
+    require_columns(country_raw, COUNTRY_DATA, "country_data")
+    missing = {
+        source: [c for c in schema.column_names if c not in raw.columns]
+        for source, schema, raw in (("covid_data", COVID_FACTS, covid_raw), ("country_data", COUNTRY_DATA, country_raw))
+    }
+    for source, columns in missing.items():
+        if columns:
+            log.warning("%s: optional columns missing, filled with nulls: %s", source, ", ".join(columns))
+    countries = local_countries(conform_countries(country_raw))
+    facts = conform_facts(covid_raw, countries, max_collected_copies)
+    missing_columns = {k: v for k, v in missing.items() if v}
+    return TrustedTables(facts, countries, missing_columns)
