@@ -144,8 +144,8 @@ def run_spark_stages(
             f"the Spark stages run locally on a folder lake; {storage.uri} is processed by EMR "
             "(deploy the stack, see README) — ingest into it with `covidlake ingest`"
         )
+    from covidlake.refined.build import write_refined
     from covidlake.spark import local_session
-    from emr.analytics import write_refined
     from emr.etl import write_trusted
 
     result = report.ingest

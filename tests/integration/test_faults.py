@@ -15,12 +15,13 @@ from pyspark.sql import functions as F
 from covidlake.errors import RunInProgress, SchemaError, SourceError
 from covidlake.lock import run_lock
 from covidlake.query import DuckDBBackend
+from covidlake.refined import tables as analytics
 from covidlake.runner import run_pipeline
 from covidlake.schemas import REFINED_TABLES
 from covidlake.settings import BUNDLED_DATA
 from covidlake.sources import extract_country_data
 from covidlake.storage import LocalStorage
-from emr import analytics, etl
+from emr import etl
 
 from .httpfixtures import http_server, send
 
