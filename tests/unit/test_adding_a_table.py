@@ -18,7 +18,7 @@ from covidlake.report import write_report
 from covidlake.report.page import other_tables
 from covidlake.schemas import REFINED_TABLES, RefinedTable, check_refined_tables
 from covidlake.storage import LocalStorage
-from tests.unit.api.sample_lake import write_sample_lake, write_table
+from tests.unit.api.sample_lake import sample_rows, write_sample_lake, write_table
 from tests.unit.throwaway_table import ROWS, THROWAWAY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,10 @@ def test_new_table_is_in_the_report(lake_with_throwaway):
     assert "<th>doubled_countries</th>" in section
     for row in ROWS:
         assert f'<td>{row["continent"]}</td><td class="num">{row["doubled_countries"]}</td>' in section
+
+
+def test_new_table_is_in_the_api_tests_sample_lake(registered):
+    assert sample_rows()[THROWAWAY.name] == [{"continent": "sample", "doubled_countries": 2}]
 
 
 def test_report_lists_no_extra_table_for_the_committed_registry():
