@@ -213,8 +213,9 @@ TRUSTED_TABLES: dict[str, TableSchema] = {
 #
 # The builder is named ("module:function"), not imported: the Lambda API imports this
 # module and must not import pyspark, so the Spark function is looked up only when Spark
-# builds the tables (covidlake.refined.build). A decorator in the Spark module could not
-# register a table the API never imports; a name checked by a test cannot drift silently.
+# builds the tables (covidlake.refined.build). A decorator on the builder would register
+# the table only in processes that import the Spark module, which the API never does.
+# tests/unit/test_adding_a_table.py checks that every name resolves.
 
 # The frame every builder may take besides other refined tables: the snapshot's countries
 # (rows with a continent, plus cases_per_thousand; covidlake.refined.tables.countries).

@@ -209,7 +209,7 @@ def test_registry_accepts_a_table_that_reads_an_earlier_one():
     check_refined_tables({"a": refined("a"), "b": refined("b", inputs=("a", "countries"))})
 
 
-def test_every_builder_is_a_function_of_the_refined_tables_module():
+def test_every_builder_resolves_to_the_function_named_after_its_table():
     from covidlake.refined.build import builder
 
     for name, table in REFINED_TABLES.items():
