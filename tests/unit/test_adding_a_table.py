@@ -152,7 +152,7 @@ def api_answers(lake: Path, tmp_path: Path, mode: str) -> dict:
     out = tmp_path / f"answers-{mode}.json"
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         "COVIDLAKE_LAKE_URI": str(lake),
         "COVIDLAKE_QUERY_BACKEND": "duckdb",
         "POWERTOOLS_METRICS_DISABLED": "true",
