@@ -144,9 +144,9 @@ def run_spark_stages(
             f"the Spark stages run locally on a folder lake; {storage.uri} is processed by EMR "
             "(deploy the stack, see README) — ingest into it with `covidlake ingest`"
         )
+    from covidlake.refined.build import write_refined
     from covidlake.spark import local_session
     from covidlake.trusted.job import write_trusted
-    from emr.analytics import write_refined
 
     result = report.ingest
     input_bytes = sum(s.bytes for s in result.sources.values())

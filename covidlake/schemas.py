@@ -1,8 +1,8 @@
 """The one source of truth for every table covidlake reads or writes.
 
-Source columns, trusted tables and the seven refined tables are declared here once;
-the Spark jobs, the Athena DDL, the local query engine and the API derive their
-types from these declarations.
+Source columns, trusted tables and the refined tables are declared here once; the
+Spark jobs, the Athena DDL, the local query engine, the API, the report and the docs
+derive their types (and, for the refined tables, their list) from these declarations.
 """
 
 from __future__ import annotations
@@ -203,17 +203,62 @@ TRUSTED_TABLES: dict[str, TableSchema] = {
 }
 
 # --- refined zone --------------------------------------------------------------------
+#
+# One RefinedTable per refined table, in the registry's order: the order analytics builds
+# and publishes them, the API lists them and the docs show them. An entry carries the
+# table's columns, its natural row order, the function that builds it and what that
+# function takes; everything else (the Athena DDL, the API's models and validation, the
+# report, docs/api.md, docs/showResults.http) is derived from it. docs/adding-a-table.md
+# walks through adding one.
+#
+# The builder is named ("module:function"), not imported: the Lambda API imports this
+# module and must not import pyspark, so the Spark function is looked up only when Spark
+# builds the tables (covidlake.refined.build). A decorator on the builder would register
+# the table only in processes that import the Spark module, which the API never does.
+# tests/unit/test_adding_a_table.py checks that every name resolves.
 
-REFINED_TABLES: dict[str, TableSchema] = {
+# The frame every builder may take besides other refined tables: the snapshot's countries
+# (rows with a continent, plus cases_per_thousand; covidlake.refined.tables.countries).
+COUNTRIES = "countries"
+
+
+@dataclass(frozen=True)
+class RefinedTable(TableSchema):
+    # "module:function" that returns the table's DataFrame (covidlake.refined.tables)
+    builder: str = ""
+    # what the builder is called with, in order: COUNTRIES or refined tables listed earlier
+    inputs: tuple[str, ...] = (COUNTRIES,)
+
+
+# Human development categories, best first (hdi_analysis's natural order), each with the
+# lowest human_development_index it takes; the last takes the rest. The Spark SQL that
+# assigns them, hdi_analysis's ORDER BY and the report's chart all read this one tuple.
+HDI_CATEGORIES: tuple[tuple[str, float | None], ...] = (
+    ("Very High", 0.8),
+    ("High", 0.7),
+    ("Medium", 0.55),
+    ("Low", None),
+)
+
+
+def hdi_rank_sql(category: str) -> str:
+    """SQL ranking an HDI category column best first: `CASE c WHEN 'Very High' THEN 1 ... ELSE 4 END`."""
+    names = [name for name, _ in HDI_CATEGORIES]
+    whens = " ".join(f"WHEN '{name}' THEN {rank}" for rank, name in enumerate(names[:-1], start=1))
+    return f"CASE {category} {whens} ELSE {len(names)} END"
+
+
+REFINED_TABLES: dict[str, RefinedTable] = {
     t.name: t
     for t in (
-        TableSchema(
+        RefinedTable(
             "continent_stats",
             (Column("continent", S), Column("countries", L)),
             "countries per continent, by countries descending",
             ("countries DESC", "continent"),
+            builder="covidlake.refined.tables:continent_stats",
         ),
-        TableSchema(
+        RefinedTable(
             "numeric_summary",
             (
                 Column("total_records", L),
@@ -225,8 +270,9 @@ REFINED_TABLES: dict[str, TableSchema] = {
             ),
             "one row of descriptive statistics over all countries",
             (),
+            builder="covidlake.refined.tables:numeric_summary",
         ),
-        TableSchema(
+        RefinedTable(
             "top_countries",
             (
                 Column("location", S),
@@ -237,8 +283,9 @@ REFINED_TABLES: dict[str, TableSchema] = {
             ),
             "the ten countries with most total cases",
             ("total_cases DESC", "location"),
+            builder="covidlake.refined.tables:top_countries",
         ),
-        TableSchema(
+        RefinedTable(
             "correlation_analysis",
             (
                 Column("continent", S),
@@ -251,8 +298,9 @@ REFINED_TABLES: dict[str, TableSchema] = {
             ),
             "Pearson correlations of cases per thousand with HDI, GDP and density, per continent",
             ("hdi_cases_correlation DESC NULLS LAST", "continent"),
+            builder="covidlake.refined.tables:correlation_analysis",
         ),
-        TableSchema(
+        RefinedTable(
             "hdi_analysis",
             (
                 Column("hdi_category", S),
@@ -261,9 +309,10 @@ REFINED_TABLES: dict[str, TableSchema] = {
                 Column("avg_deaths_per_million", D),
             ),
             "cases and deaths by human development category",
-            ("CASE hdi_category WHEN 'Very High' THEN 1 WHEN 'High' THEN 2 WHEN 'Medium' THEN 3 ELSE 4 END",),
+            (hdi_rank_sql("hdi_category"),),
+            builder="covidlake.refined.tables:hdi_analysis",
         ),
-        TableSchema(
+        RefinedTable(
             "clusters",
             (
                 Column("location", S),
@@ -276,8 +325,9 @@ REFINED_TABLES: dict[str, TableSchema] = {
             ),
             "K-Means (k=4) clusters on HDI, GDP per capita and population density",
             ("location",),
+            builder="covidlake.refined.tables:clusters",
         ),
-        TableSchema(
+        RefinedTable(
             "cluster_summary",
             (
                 Column("cluster", INT),
@@ -289,9 +339,30 @@ REFINED_TABLES: dict[str, TableSchema] = {
             ),
             "per-cluster averages",
             ("cluster",),
+            builder="covidlake.refined.tables:cluster_summary",
+            inputs=("clusters",),
         ),
     )
 }
+
+
+def check_refined_tables(tables: Mapping[str, RefinedTable]) -> None:
+    """Refuse a registry whose tables cannot be built in its order: each names a builder,
+    and takes COUNTRIES or tables listed before it (so the order is a build order)."""
+    seen: set[str] = set()
+    for name, table in tables.items():
+        if name != table.name or name == COUNTRIES:
+            raise ValueError(f"refined table {name!r}: the key must be its name, and not {COUNTRIES!r}")
+        module, _, function = table.builder.partition(":")
+        if not (module and function):
+            raise ValueError(f"refined table {name!r}: builder must be 'module:function', not {table.builder!r}")
+        later = [i for i in table.inputs if i != COUNTRIES and i not in seen]
+        if later:
+            raise ValueError(f"refined table {name!r} takes {later}: only {COUNTRIES!r} or tables listed before it")
+        seen.add(name)
+
+
+check_refined_tables(REFINED_TABLES)
 
 ATHENA_DATABASE = "covid_analytics"
 # Written by analytics after it has published every refined table: the data version.
@@ -350,7 +421,7 @@ def canonical_columns(header: Iterable[str]) -> list[str]:
     return [renames.get(n, n) for n in names]
 
 
-def refined_table(name: str) -> TableSchema:
+def refined_table(name: str) -> RefinedTable:
     try:
         return REFINED_TABLES[name]
     except KeyError:

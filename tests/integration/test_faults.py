@@ -16,12 +16,12 @@ from covidlake.errors import QualityError, RunInProgress, SchemaError, SourceErr
 from covidlake.lock import run_lock
 from covidlake.query import DuckDBBackend
 from covidlake.raw.postgres import extract_country_data
+from covidlake.refined import tables as analytics
 from covidlake.runner import run_pipeline
 from covidlake.schemas import REFINED_TABLES
 from covidlake.settings import BUNDLED_DATA
 from covidlake.storage import LocalStorage
 from covidlake.trusted import job as trusted_job
-from emr import analytics
 
 from .httpfixtures import http_server, send
 

@@ -11,12 +11,13 @@ import pytest
 
 from covidlake.cli import STAGE_LABELS
 from covidlake.query import DuckDBBackend
+from covidlake.refined import tables as analytics
+from covidlake.refined.build import write_refined
 from covidlake.runner import run_pipeline
 from covidlake.schemas import REFINED_TABLES, TRUSTED_TABLES
 from covidlake.settings import BUNDLED_DATA
 from covidlake.storage import LocalStorage
 from covidlake.trusted.job import write_trusted
-from emr import analytics
 
 from .httpfixtures import http_server, send
 
@@ -110,7 +111,7 @@ def test_owid_latest_67_column_file_gives_the_same_countries(spark, tmp_path):
         spark, storage, f"file://{BUNDLED_DATA}/owid-covid-latest.csv", f"file://{BUNDLED_DATA}/country_data.csv", "t1"
     )
     assert summary.rows_out == {"daily": 247, "snapshot": 235}
-    analytics.write_refined(spark, storage, "t1")
+    write_refined(spark, storage, "t1")
     assert [(r["continent"], r["countries"]) for r in rows(tmp_path, "continent_stats")] == EXPECTED_CONTINENTS
 
 

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
+from covidlake.refined import tables as analytics
+from covidlake.refined.build import build_refined
 from covidlake.schemas import REFINED_TABLES, TRUSTED_TABLES
-from emr import analytics
 
 SNAPSHOT = TRUSTED_TABLES["snapshot"]
 
@@ -48,7 +49,7 @@ def collect(df):
 
 
 def test_every_table_matches_the_registry(base):
-    tables = analytics.build_refined(base)
+    tables = build_refined(base)
     assert list(tables) == list(REFINED_TABLES)
     for name, df in tables.items():
         assert df.schema.simpleString() == REFINED_TABLES[name].spark_schema().simpleString(), name
@@ -116,3 +117,15 @@ def test_clusters_cover_each_eligible_country_once_and_are_deterministic(spark):
     assert {r["cluster"] for r in first} == {0, 1, 2, 3}
     summary = collect(analytics.cluster_summary(analytics.clusters(base)))
     assert sum(r["countries"] for r in summary) == 30
+
+
+def test_a_registered_table_is_built_after_the_table_it_reads(base, monkeypatch):
+    from tests.unit.throwaway_table import THROWAWAY
+
+    monkeypatch.setitem(REFINED_TABLES, THROWAWAY.name, THROWAWAY)
+    tables = build_refined(base)
+    assert list(tables) == list(REFINED_TABLES) and list(tables)[-1] == THROWAWAY.name
+    assert collect(tables[THROWAWAY.name]) == [
+        {"continent": "Asia", "doubled_countries": 6},
+        {"continent": "Europe", "doubled_countries": 4},
+    ]

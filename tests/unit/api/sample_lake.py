@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from covidlake.schemas import REFINED_TABLES
+from covidlake.schemas import REFINED_TABLES, ColumnType, TableSchema
 
 CONTINENTS = [
     ("Africa", 57),
@@ -24,7 +24,29 @@ CONTINENTS = [
 ]
 
 
+# One value per type, for a table that has no hand-written rows below.
+SYNTHETIC = {
+    ColumnType.STRING: "sample",
+    ColumnType.DOUBLE: 1.5,
+    ColumnType.BIGINT: 2,
+    ColumnType.INT: 3,
+    ColumnType.DATE: "2026-11-27",
+}
+
+
+def synthetic_rows(schema: TableSchema) -> list[dict]:
+    """One row of typed values: a table added to the registry is in the sample lake (and
+    so in every API test over it) before anyone writes rows for it."""
+    return [{c.name: SYNTHETIC[c.type] for c in schema.columns}]
+
+
 def sample_rows() -> dict[str, list[dict]]:
+    """Rows for every refined table of the registry, in each table's natural order."""
+    written = hand_written_rows()
+    return {name: written.get(name) or synthetic_rows(schema) for name, schema in REFINED_TABLES.items()}
+
+
+def hand_written_rows() -> dict[str, list[dict]]:
     clusters = [
         {
             "location": f"Country {i:03d}",
