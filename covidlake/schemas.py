@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum
 
 
-class ColumnType(StrEnum):
+class ColumnType(str, Enum):
     STRING = "string"
     DOUBLE = "double"
     BIGINT = "bigint"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -56,6 +56,6 @@ def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:
         storage.publish({f"{staging}/{name}": f"refined/{name}" for name in rows})
     finally:
         storage.delete_prefix(staging)
-    version = {"run_id": run_id, "published_at": datetime.now(UTC).isoformat(), "tables": rows}
+    version = {"run_id": run_id, "published_at": datetime.now(timezone.utc).isoformat(), "tables": rows}
     storage.put_bytes(REFINED_VERSION_KEY, json.dumps(version).encode())
     return rows

@@ -92,8 +92,7 @@ def _by_hdi(values: list[str]) -> str:
     """SQL CASE over HDI_CATEGORIES' lower bounds, best first: values[i] for the i-th category."""
     bounds = [bound for _, bound in HDI_CATEGORIES[:-1]]
     whens = " ".join(
-        f"WHEN human_development_index >= {bound} THEN {value}"
-        for bound, value in zip(bounds, values[:-1], strict=True)
+        f"WHEN human_development_index >= {bound} THEN {value}" for bound, value in zip(bounds, values[:-1])
     )
     return f"CASE {whens} ELSE {values[-1]} END"
 
