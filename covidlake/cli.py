@@ -232,8 +232,8 @@ def main() -> None:
     cli(prog_name="covidlake")
 
 
+from covidlake.api.serve import serve as _serve  # noqa: E402  (the results API, issue 4)
 from covidlake.report import report_command as _report  # noqa: E402  (charts and run report, issue 7)
-from covidlake.serve import serve as _serve  # noqa: E402  (the results API, issue 4)
 from covidlake.smoke import smoke as _smoke  # noqa: E402  (verify a deployed stack, issue 10)
 
 cli.add_command(_serve)

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from covidlake import api
+from covidlake.api.serve import make_server, serve
 from covidlake.schemas import REFINED_TABLES
-from covidlake.serve import make_server, serve
 
 
 @pytest.fixture(scope="module")
-def server(api_lake, handler_module):
+def server(api_lake):
     srv = make_server(str(api_lake[0]), "127.0.0.1", 0)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -24,7 +24,6 @@ def server(api_lake, handler_module):
     yield f"http://{host}:{port}", port
     srv.shutdown()
     srv.server_close()
-    api.set_service(None)
 
 
 def request(port, method, path, body=None, headers=None, conn=None):
@@ -99,10 +98,10 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 def openapi_document() -> dict:
     """The document the handler serves, built the same way (schemathesis' lazy
     from_fixture loader does not run under pytest 9, so the schema is loaded eagerly)."""
-    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+    from covidlake.query import CachedResults
+    from tests.unit.api.failing_backend import Failing
 
-    app = APIGatewayHttpResolver(enable_validation=True)
-    api.configure(app)
+    app = api.create_app(CachedResults(Failing(RuntimeError("the document needs no data"))))
     return json.loads(app.get_openapi_json_schema(**api.OPENAPI_INFO))
 
 
