@@ -18,25 +18,23 @@ from typing import Literal, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from covidlake.defaults import (
+    ATHENA_MAX_RESULT_REUSE_MINUTES,
+    COUNTRY_DB_NAME,
+    DEFAULT_ATHENA_CATALOG,
+    DEFAULT_ATHENA_RESULT_REUSE_MINUTES,
+    DEFAULT_ATHENA_WORKGROUP,
+    DEFAULT_DB_PORT,
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    DEFAULT_MAX_REJECTED_SHARE,
+    DEFAULT_QUERY_TIMEOUT_SECONDS,
+)
 from covidlake.schemas import ATHENA_DATABASE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_DATA = PROJECT_ROOT / "data"
 
 ENV_PREFIX = "COVIDLAKE_"
-
-# Defaults named once; the models below and the code that needs them outside a model
-# (the Spark jobs' command-line defaults, the embedded database) import these.
-DEFAULT_ATHENA_WORKGROUP = "primary"
-DEFAULT_ATHENA_CATALOG = "AwsDataCatalog"
-DEFAULT_ATHENA_RESULT_REUSE_MINUTES = 60
-DEFAULT_QUERY_TIMEOUT_SECONDS = 20.0
-COUNTRY_DB_NAME = "covid_data"  # the PostgreSQL database holding table country_data
-DEFAULT_DB_PORT = 5432
-# ETL: fail the run (publishing nothing) if more than this share of an input's rows is rejected
-DEFAULT_MAX_REJECTED_SHARE = 0.05
-DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024**3  # 2 GiB
-ATHENA_MAX_RESULT_REUSE_MINUTES = 7 * 24 * 60  # Athena's ceiling: one week
 
 
 class CovidlakeEnv(BaseSettings):
@@ -110,8 +108,15 @@ Model = TypeVar("Model", bound=CovidlakeEnv)
 
 
 @lru_cache
+def _parsed(model: type[CovidlakeEnv]) -> CovidlakeEnv:
+    return model()
+
+
 def get_settings(model: type[Model] = Settings) -> Model:  # type: ignore[assignment]
     """The settings of one component, parsed from the environment once per process
     (``get_settings(EmrSettings)`` for the cluster's); ``get_settings.cache_clear()``
     makes the next call read the environment again."""
-    return model()
+    return _parsed(model)  # type: ignore[return-value]
+
+
+get_settings.cache_clear = _parsed.cache_clear  # type: ignore[attr-defined]

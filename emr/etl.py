@@ -21,6 +21,7 @@ from functools import cached_property
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
+from covidlake.defaults import DEFAULT_MAX_REJECTED_SHARE
 from covidlake.errors import QualityError, SchemaError
 from covidlake.schemas import (
     COUNTRY_ATTRIBUTES,
@@ -39,7 +40,6 @@ DATE_FORMAT = "yyyy-MM-dd"
 # country revises its figures down, so they are not checked.
 NON_NEGATIVE = ("total_cases", "total_deaths", "total_cases_per_million", "total_deaths_per_million")
 POSITIVE = ("population", "population_density")
-DEFAULT_MAX_REJECTED_SHARE = 0.05
 # Catalyst's constraint propagation grows combinatorially with the ~100 aliased columns
 # and rule flags here: it took 40 s to optimise the snapshot plan on 247 rows, 0.1 s without.
 NO_CONSTRAINT_PROPAGATION = ("spark.sql.constraintPropagation.enabled", "false")

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from covidlake.errors import QueryError, QueryTimeout
-from covidlake.query.base import read_version, select_sql, to_json_value
-from covidlake.schemas import ATHENA_DATABASE, TableSchema, refined_table
-from covidlake.settings import (
+from covidlake.defaults import (
     DEFAULT_ATHENA_CATALOG,
     DEFAULT_ATHENA_RESULT_REUSE_MINUTES,
     DEFAULT_ATHENA_WORKGROUP,
     DEFAULT_QUERY_TIMEOUT_SECONDS,
 )
+from covidlake.errors import QueryError, QueryTimeout
+from covidlake.query.base import read_version, select_sql, to_json_value
+from covidlake.schemas import ATHENA_DATABASE, TableSchema, refined_table
 from covidlake.storage import LakeStorage
 
 if TYPE_CHECKING:
