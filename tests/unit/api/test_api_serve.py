@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 
 import pytest
@@ -73,6 +74,31 @@ def test_oversized_body_is_413(server):
 def test_query_string_and_swagger_json(server):
     status, _, raw = request(server[1], "GET", "/swagger?format=json")
     assert status == 200 and "/showResults" in json.loads(raw)["paths"]
+
+
+def test_servers_answer_from_their_own_service_and_leave_the_environment_alone(api_lake, tmp_path):
+    """No module-global service, no environment written: two servers side by side each
+    answer from the service they were given."""
+    from covidlake.errors import QueryTimeout
+    from covidlake.query import CachedResults
+
+    from .failing_backend import Failing
+
+    before = dict(os.environ)
+    lake_server = make_server(str(api_lake[0]), "127.0.0.1", 0)
+    late = CachedResults(Failing(QueryTimeout("late", "q-1")))
+    late_server = make_server(str(tmp_path), "127.0.0.1", 0, service=late)
+    assert dict(os.environ) == before
+    try:
+        for srv in (lake_server, late_server):
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+        body = {"table": "continent_stats"}
+        assert request(lake_server.server_address[1], "POST", "/showResults", body)[0] == 200
+        assert request(late_server.server_address[1], "POST", "/showResults", body)[0] == 504
+    finally:
+        for srv in (lake_server, late_server):
+            srv.shutdown()
+            srv.server_close()
 
 
 def test_cli_help_lists_options():
