@@ -62,7 +62,7 @@ docs-images: install
 # The results API on http://127.0.0.1:$(PORT) over $(LAKE) (POST /showResults, GET /tables, /swagger).
 PORT ?= 3000
 serve: install
-	$(BIN)/python -m covidlake.serve --lake $(LAKE) --port $(PORT)
+	$(BIN)/python -m covidlake.api.serve --lake $(LAKE) --port $(PORT)
 
 clean:
 	rm -rf $(LAKE) .covidlake

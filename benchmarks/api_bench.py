@@ -51,7 +51,7 @@ def sample_lake() -> Path:
 def start_server(lake: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "covidlake.serve", "--lake", str(lake), "--port", str(port)],
+        [sys.executable, "-m", "covidlake.api.serve", "--lake", str(lake), "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

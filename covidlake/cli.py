@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
+from covidlake.api.serve import serve as _serve
 from covidlake.schemas import REFINED_TABLES
 from covidlake.settings import BUNDLED_DATA, get_settings
+from covidlake.smoke import smoke as _smoke
 
 lake_option = click.option(
     "--lake", default=None, help="lake folder or s3://bucket/prefix [env COVIDLAKE_LAKE_URI, default ./lake]"
@@ -257,9 +259,6 @@ def preflight_command(stack_name, db_url, region) -> None:
 def main() -> None:
     cli(prog_name="covidlake")
 
-
-from covidlake.serve import serve as _serve  # noqa: E402  (the results API, issue 4)
-from covidlake.smoke import smoke as _smoke  # noqa: E402  (verify a deployed stack, issue 10)
 
 cli.add_command(_serve)
 cli.add_command(_smoke)

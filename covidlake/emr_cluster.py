@@ -18,12 +18,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from covidlake.athena_ddl import refined_table_ddl
 from covidlake.errors import JobCodeMissing
 from covidlake.raw.ingest import MANIFEST_PREFIX
-from covidlake.schemas import ATHENA_DATABASE
+from covidlake.settings import CovidlakeEnv
 
 # AmazonEMRServicePolicy_v2 only acts on resources carrying this tag.
 EMR_MANAGED_POLICY_TAG = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
@@ -45,10 +44,9 @@ def _split(value: Any) -> list[str]:
     return [str(v).strip() for v in value if str(v).strip()]
 
 
-class EmrSettings(BaseSettings):
-    """Typed settings of the cluster, from COVIDLAKE_* environment variables."""
-
-    model_config = SettingsConfigDict(env_prefix="COVIDLAKE_", extra="ignore")
+class EmrSettings(CovidlakeEnv):
+    """Typed settings of the cluster, from COVIDLAKE_* environment variables (the shared
+    fields, athena_database and athena_workgroup among them, come from CovidlakeEnv)."""
 
     lake_uri: str = Field(description="s3://bucket[/prefix] of the data lake")
     code_uri: str | None = Field(None, description="s3:// prefix holding emr/*.py, bootstrap.sh, covidlake.zip")
@@ -70,8 +68,6 @@ class EmrSettings(BaseSettings):
     # the state machine's TimeoutSecondsPath for each Spark step
     emr_step_timeout_seconds: int = Field(3600, ge=60, le=14400)
     emr_tags: str = ""
-    athena_database: str = ATHENA_DATABASE
-    athena_workgroup: str = "primary"
     # Where emr/etl.py publishes RowsRejected/RowsTrusted_* (--metrics-namespace). In the
     # Lambda this is the Globals' POWERTOOLS_METRICS_NAMESPACE, the namespace the EMR
     # instance role may write to; unset (or empty), the ETL publishes no metric.

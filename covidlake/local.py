@@ -13,11 +13,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
+from covidlake.defaults import COUNTRY_DB_NAME
 from covidlake.errors import SourceError
 from covidlake.raw.postgres import with_sslmode
 
 log = logging.getLogger(__name__)
-DATABASE = "covid_data"
+DATABASE = COUNTRY_DB_NAME
 
 
 @contextmanager

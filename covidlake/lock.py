@@ -25,6 +25,11 @@ from covidlake.storage import LakeStorage, LocalStorage, S3Storage
 
 LOCK_NAME = ".covidlake.lock"
 S3_LOCK_KEY = "_locks/pipeline.json"
+# An S3 lock older than this is a crashed holder's: longer than any run takes.
+S3_LOCK_TTL_SECONDS = 6 * 3600  # six hours
+# Waiting for the S3 lock: the first pause, doubled after each attempt up to the cap.
+FIRST_RETRY_SECONDS = 0.05
+MAX_RETRY_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +44,9 @@ def _describe(holder: dict | None) -> str:
 
 
 @contextmanager
-def run_lock(storage: LakeStorage, wait_seconds: float = 0.0, ttl_seconds: float = 6 * 3600) -> Iterator[None]:
+def run_lock(
+    storage: LakeStorage, wait_seconds: float = 0.0, ttl_seconds: float = S3_LOCK_TTL_SECONDS
+) -> Iterator[None]:
     if isinstance(storage, LocalStorage):
         with _file_lock(storage, wait_seconds):
             yield
@@ -81,7 +88,7 @@ def _s3_lock(storage: S3Storage, wait_seconds: float, ttl_seconds: float) -> Ite
     deadline = time.monotonic() + wait_seconds
     # A token makes each holder's bytes, and so its ETag, unique.
     body = json.dumps({**_holder_info(), "expires_at": time.time() + ttl_seconds, "token": uuid.uuid4().hex}).encode()
-    delay = 0.05
+    delay = FIRST_RETRY_SECONDS
     while True:
         etag = storage.put_bytes_conditional(S3_LOCK_KEY, body)
         if etag:
@@ -99,7 +106,7 @@ def _s3_lock(storage: S3Storage, wait_seconds: float, ttl_seconds: float) -> Ite
                 f"lake {storage.uri} is in use by {what} (lock {storage.url(S3_LOCK_KEY)}); waited {wait_seconds:g} s"
             )
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 1.0)
+        delay = min(delay * 2, MAX_RETRY_SECONDS)
     try:
         yield
     finally:

@@ -24,6 +24,8 @@ from covidlake.settings import BUNDLED_DATA, Settings
 from covidlake.storage import LakeStorage, LocalStorage, open_lake
 
 log = logging.getLogger(__name__)
+# The trusted daily facts: one Parquet file per this much input (128 MiB, an HDFS block).
+TRUSTED_DAILY_FILE_BYTES = 128 * 1024**2
 
 
 class Progress:
@@ -163,7 +165,7 @@ def run_spark_stages(
             result.run_id,
             rows_in={name: s.rows for name, s in result.sources.items()},
             max_rejected_share=settings.max_rejected_share,
-            daily_files=max(1, input_bytes // (128 * 1024**2)),
+            daily_files=max(1, input_bytes // TRUSTED_DAILY_FILE_BYTES),
         )
         report.quality = summary.to_dict()
     with timed(report, "analytics"):

@@ -16,6 +16,11 @@ from urllib.parse import urlparse
 
 from covidlake.errors import LakeAccessDenied
 
+# DeleteObjects takes at most this many keys per request.
+S3_DELETE_BATCH_KEYS = 1000
+# What S3 answers for a key that is not there (GetObject says NoSuchKey, HeadObject a bare 404).
+_S3_MISSING = ("NoSuchKey", "404", "NotFound")
+
 
 class LakeStorage(ABC):
     uri: str
@@ -31,7 +36,8 @@ class LakeStorage(ABC):
     def put_bytes(self, key: str, data: bytes) -> None: ...
 
     @abstractmethod
-    def get_bytes(self, key: str) -> bytes: ...
+    def get_bytes(self, key: str) -> bytes:
+        """The object's bytes; FileNotFoundError if there is no such key, in every backend."""
 
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
@@ -152,7 +158,7 @@ class S3Storage(LakeStorage):
             return True
         except ClientError as err:
             code = err.response["Error"]["Code"]
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if code in _S3_MISSING:
                 return False
             if code in ("403", "AccessDenied"):
                 # S3 answers 403, not 404, for a missing key when s3:ListBucket is not allowed.
@@ -170,7 +176,14 @@ class S3Storage(LakeStorage):
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get_bytes(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except ClientError as err:
+            if err.response["Error"]["Code"] in _S3_MISSING:
+                raise FileNotFoundError(f"{self.url(key)}: no such key") from err
+            raise
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -225,8 +238,11 @@ class S3Storage(LakeStorage):
 
     def delete_prefix(self, prefix: str) -> None:
         keys = self.list(prefix)
-        for i in range(0, len(keys), 1000):
-            batch = [{"Key": self._key(k)} for k in keys[i : i + 1000]]
+        self._delete_keys(keys)
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), S3_DELETE_BATCH_KEYS):
+            batch = [{"Key": self._key(k)} for k in keys[i : i + S3_DELETE_BATCH_KEYS]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
     def url(self, key: str) -> str:
@@ -248,10 +264,7 @@ class S3Storage(LakeStorage):
             self.client.copy_object(
                 Bucket=self.bucket, Key=self._key(dst), CopySource={"Bucket": self.bucket, "Key": self._key(src)}
             )
-        stale = [k for k in self.list(final + "/") if k not in new_keys]
-        for i in range(0, len(stale), 1000):
-            batch = [{"Key": self._key(k)} for k in stale[i : i + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        self._delete_keys([k for k in self.list(final + "/") if k not in new_keys])
         self.delete_prefix(staged)
 
 

@@ -17,10 +17,10 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from covidlake.defaults import DEFAULT_MAX_REJECTED_SHARE
 from covidlake.errors import QualityError, SchemaError
 from covidlake.observability import publish_quality_metrics
 from covidlake.trusted.job import write_trusted
-from covidlake.trusted.quality import DEFAULT_MAX_REJECTED_SHARE
 
 log = logging.getLogger(__name__)
 

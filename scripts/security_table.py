@@ -41,7 +41,7 @@ out of date). Each row is a test that sends the input for real: raw sockets to
 run lock, a real HTTP source and PostgreSQL for ingest, the SAM-transformed template for IAM.
 `make test` runs them all; the numbers refer to issue 11.
 
-Limits of `covidlake serve` (`covidlake/serve.py`): 64 concurrent connections (more get 503),
+Limits of `covidlake serve` (`covidlake/api/serve.py`): 64 concurrent connections (more get 503),
 request line and each header line 8 KiB (414 / 431), the whole head 64 KiB (431), 10 s for
 the head from its first byte and 10 s for the body (408), 30 s idle keep-alive, 1 MiB body
 (413). Behind API Gateway the gateway frames HTTP; the handler still answers every body with

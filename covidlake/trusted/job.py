@@ -11,10 +11,10 @@ import logging
 
 from pyspark.sql import Observation, SparkSession
 
+from covidlake.defaults import DEFAULT_MAX_REJECTED_SHARE
 from covidlake.schemas import TRUSTED_QUALITY_KEY
 from covidlake.trusted.build import build_trusted, join_daily, latest_snapshot
 from covidlake.trusted.quality import (
-    DEFAULT_MAX_REJECTED_SHARE,
     QualitySummary,
     check_rejected_share,
     fact_counts,

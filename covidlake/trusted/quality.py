@@ -12,8 +12,6 @@ from pyspark.sql import functions as F
 from covidlake.errors import QualityError
 from covidlake.trusted.rules import fact_rules
 
-DEFAULT_MAX_REJECTED_SHARE = 0.05
-
 
 @dataclass
 class QualitySummary:

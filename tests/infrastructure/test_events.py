@@ -17,6 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from covidlake.settings import get_settings
+
 from .conftest import ROOT, function_env
 from .job_code import upload_job_code as upload_stand_in_job_code
 
@@ -60,13 +62,16 @@ def load_handler(name: str):
 
 
 @pytest.fixture
-def lambda_env(template, monkeypatch, aws):
+def lambda_env(template, monkeypatch, aws, request):
     def apply(logical_id: str, **overrides) -> dict[str, str]:
         env = {**function_env(template, logical_id), **overrides}
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon here
         monkeypatch.setenv("POWERTOOLS_DEV", "false")
+        # A cold start parses settings once: from this environment, not an earlier test's.
+        get_settings.cache_clear()
+        request.addfinalizer(get_settings.cache_clear)
         return env
 
     return apply

@@ -152,17 +152,16 @@ def seed_athena(r: Rehearsal, columns: list[tuple[str, str]], rows: list[list[st
 
 
 def run_show_results(r: Rehearsal, table: str) -> dict:
-    from covidlake import api
-
     event = json.loads((Path(ASL).parents[1] / "events" / "show_results_api.json").read_text())
     event["body"] = json.dumps({"table": table})
     event["isBase64Encoded"] = False
     with r.as_component("show_results", _lambda_env(r, "ShowResultsFunction")):
-        api.set_service(None)
+        # The handler builds its service from settings at cold start: read this environment.
+        get_settings.cache_clear()
         try:
             return load_module("show_results").lambda_handler(event, FakeContext())
         finally:
-            api.set_service(None)
+            get_settings.cache_clear()
 
 
 def check_state_machine(r: Rehearsal, plan: dict) -> None:

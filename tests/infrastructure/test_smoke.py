@@ -30,20 +30,10 @@ def lake(tmp_path):
 
 
 @pytest.fixture
-def api_url(lake, monkeypatch):
+def api_url(lake):
     """POST /showResults of a real local server over the sample lake."""
-    from covidlake import api
-    from covidlake.serve import make_server
+    from covidlake.api.serve import make_server
 
-    # make_server sets these in os.environ: set here first, they are restored after the test
-    for key, value in {
-        "COVIDLAKE_LAKE_URI": str(lake[0]),
-        "COVIDLAKE_QUERY_BACKEND": "duckdb",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "covidlake-api",
-    }.items():
-        monkeypatch.setenv(key, value)
     server = make_server(str(lake[0]), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -51,7 +41,6 @@ def api_url(lake, monkeypatch):
     yield f"http://{host}:{port}/showResults"
     server.shutdown()
     server.server_close()
-    api.set_service(None)
 
 
 def pass_state(next_state: str | None, result: dict | None = None, result_path: str | None = None) -> dict:

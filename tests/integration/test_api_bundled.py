@@ -11,9 +11,9 @@ import json
 import pytest
 
 from covidlake import api
+from covidlake.api.serve import LocalContext, to_event
 from covidlake.query import CachedResults, DuckDBBackend
 from covidlake.schemas import REFINED_TABLES, ColumnType
-from covidlake.serve import LocalContext, load_handler, to_event
 from covidlake.storage import LocalStorage
 
 pytestmark = pytest.mark.integration
@@ -34,8 +34,7 @@ def bundled_api(bundled_lake):
     root = Path(bundled_lake)
     if root.name == "refined":  # accept the refined folder itself too
         root = root.parent
-    api.set_service(CachedResults(DuckDBBackend(LocalStorage(root))))
-    handler = load_handler().lambda_handler
+    handler = api.create_lambda_handler(CachedResults(DuckDBBackend(LocalStorage(root))), observe=False)
 
     def post(payload):
         event = to_event(
@@ -44,8 +43,7 @@ def bundled_api(bundled_lake):
         result = handler(event, LocalContext())
         return result["statusCode"], json.loads(result["body"])
 
-    yield post
-    api.set_service(None)
+    return post
 
 
 def test_continent_stats_on_bundled_data(bundled_api):

@@ -11,9 +11,8 @@ import threading
 
 import pytest
 
-from covidlake import api
+from covidlake.api.serve import make_server
 from covidlake.report import CHARTS
-from covidlake.serve import make_server
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +90,6 @@ def served_report(report_lake):
     yield server.server_address[1], lake
     server.shutdown()
     server.server_close()
-    api.set_service(None)
 
 
 def get(port, path, method="GET", body=None):
@@ -139,4 +137,3 @@ def test_serve_before_any_report(lake_copy):
     finally:
         server.shutdown()
         server.server_close()
-        api.set_service(None)

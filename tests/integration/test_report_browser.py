@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from covidlake import api
+from covidlake.api.serve import make_server
 from covidlake.report import CHARTS
-from covidlake.serve import make_server
 
 from .chromium import CHROMIUM, inspect_page
 
@@ -42,7 +41,6 @@ def report_server(report_lake):
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-    api.set_service(None)
 
 
 def test_report_renders_without_console_errors(report_server, tmp_path):
@@ -79,7 +77,6 @@ def test_the_check_catches_a_broken_page(lake_copy, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
-        api.set_service(None)
     joined = "\n".join(page.errors)
     assert "chart failed" in joined
     assert "undefinedFunction" in joined

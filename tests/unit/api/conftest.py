@@ -1,5 +1,8 @@
 """Fixtures for the results API tests: a small refined lake (`api_lake`), the Lambda
-handler bound to it (`api_handler`), and a helper to call it with HTTP API events."""
+handler bound to it (`api_handler`), and a helper to call it with HTTP API events.
+
+Each test builds its own handler over its own result service (the factory the Lambda
+uses); nothing is set in the environment or in a module global."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from covidlake import api
+from covidlake.api.serve import LocalContext, to_event
 from covidlake.query import CachedResults, DuckDBBackend
-from covidlake.serve import LocalContext, load_handler, to_event
 from covidlake.storage import LocalStorage
 from tests.unit.api.sample_lake import write_sample_lake
 
@@ -24,31 +27,27 @@ def api_lake(tmp_path_factory) -> tuple[Path, dict[str, list[dict]]]:
     return root, rows
 
 
-@pytest.fixture(scope="session")
-def handler_module(tmp_path_factory):
-    """functions/show_results/app.py, imported once as Lambda would."""
-    import os
-
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    return load_handler()
+@pytest.fixture
+def handler_holder() -> dict:
+    """The handler this test calls; use_backend replaces it."""
+    return {}
 
 
 @pytest.fixture
-def use_backend():
-    """Point the API at a backend for one test: use_backend(backend) -> CachedResults."""
+def use_backend(handler_holder):
+    """Serve a backend for one test: use_backend(backend) -> the CachedResults behind the
+    handler that api_handler and invoke call from then on."""
 
     def _use(backend, version_check_seconds: float = 0.0) -> CachedResults:
         service = CachedResults(backend, version_check_seconds)
-        api.set_service(service)
+        handler_holder["handler"] = api.create_lambda_handler(service, cors_origin="*", observe=False)
         return service
 
-    yield _use
-    api.set_service(None)
+    return _use
 
 
 @pytest.fixture
-def api_handler(handler_module, api_lake, use_backend):
+def api_handler(api_lake, use_backend, handler_holder):
     """call(method, path, body=None, headers=None, b64=False) -> (status, headers, parsed body)."""
     service = use_backend(DuckDBBackend(LocalStorage(api_lake[0])))
 
@@ -63,20 +62,20 @@ def api_handler(handler_module, api_lake, use_backend):
         if b64 and raw:
             event["body"] = base64.b64encode(raw).decode()
             event["isBase64Encoded"] = True
-        return _invoke(handler_module, event)
+        return _invoke(handler_holder, event)
 
     call.service = service
     return call
 
 
 @pytest.fixture
-def invoke(handler_module):
+def invoke(handler_holder):
     """invoke(event) -> (status, headers, parsed body) for a raw HTTP API event."""
-    return lambda event: _invoke(handler_module, event)
+    return lambda event: _invoke(handler_holder, event)
 
 
-def _invoke(handler_module, event: dict):
-    result = handler_module.lambda_handler(event, LocalContext())
+def _invoke(handler_holder: dict, event: dict):
+    result = handler_holder["handler"](event, LocalContext())
     text = result.get("body") or ""
     if result.get("isBase64Encoded"):
         text = base64.b64decode(text).decode()

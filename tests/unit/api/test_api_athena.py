@@ -18,14 +18,9 @@ from moto.athena.models import athena_backends
 from moto.moto_api import state_manager
 
 from covidlake import api
-from covidlake.query import (
-    AthenaBackend,
-    AthenaConfig,
-    CachedResults,
-    QueryError,
-    QueryTimeout,
-    athena_value,
-)
+from covidlake.errors import QueryError, QueryTimeout
+from covidlake.query import AthenaBackend, AthenaConfig, CachedResults, athena_value
+from covidlake.settings import Settings
 from covidlake.storage import S3Storage
 
 REGION = "us-east-1"
@@ -309,15 +304,24 @@ def test_no_version_object_means_no_cache(aws):
 # --- the handler, configured for Athena by settings ----------------------------------------
 
 
+ATHENA_SETTINGS = {
+    "query_backend": "athena",
+    "lake_uri": "s3://lake",
+    "athena_workgroup": "covidlake",
+    "query_timeout_seconds": 0.3,
+}
+
+
 @pytest.fixture
-def athena_settings(aws, monkeypatch):
-    monkeypatch.setenv("COVIDLAKE_QUERY_BACKEND", "athena")
-    monkeypatch.setenv("COVIDLAKE_LAKE_URI", "s3://lake")
-    monkeypatch.setenv("COVIDLAKE_ATHENA_WORKGROUP", "covidlake")
-    monkeypatch.setenv("COVIDLAKE_QUERY_TIMEOUT_SECONDS", "0.3")
-    api.set_service(None)  # built from settings on first use
-    yield
-    api.set_service(None)
+def athena_settings(aws, handler_holder):
+    """The handler over the service that these settings describe, as the Lambda builds it."""
+
+    def _use(**overrides) -> None:
+        service = api.build_service(Settings(**{**ATHENA_SETTINGS, **overrides}))
+        handler_holder["handler"] = api.create_lambda_handler(service, observe=False)
+
+    _use()
+    return _use
 
 
 def test_handler_on_athena(athena_settings, api_handler_athena):
@@ -339,16 +343,15 @@ def test_handler_on_athena_timeout_is_504(athena_settings, api_handler_athena):
     assert headers["Access-Control-Allow-Origin"] == "*"
 
 
-def test_handler_on_athena_failure_is_502(athena_settings, api_handler_athena, monkeypatch):
-    monkeypatch.setenv("COVIDLAKE_ATHENA_WORKGROUP", "missing")
-    api.set_service(None)
+def test_handler_on_athena_failure_is_502(athena_settings, api_handler_athena):
+    athena_settings(athena_workgroup="missing")
     status, _, body = api_handler_athena({"table": "clusters"})
     assert status == 502 and "WorkGroup" not in body["message"] and body["request_id"]  # the detail is logged
 
 
 @pytest.fixture
-def api_handler_athena(handler_module, invoke):
-    from covidlake.serve import to_event
+def api_handler_athena(invoke):
+    from covidlake.api.serve import to_event
 
     def call(payload):
         event = to_event(

@@ -76,11 +76,11 @@ def test_version_read_at_most_every_n_seconds():
     assert backend.version_reads == 2
 
 
-def test_new_publish_on_a_local_lake_is_served(api_lake, tmp_path, handler_module, use_backend, invoke):
+def test_new_publish_on_a_local_lake_is_served(api_lake, tmp_path, use_backend, invoke):
     lake = tmp_path / "lake"
     shutil.copytree(api_lake[0], lake)
     service = use_backend(DuckDBBackend(LocalStorage(lake)))
-    from covidlake.serve import to_event
+    from covidlake.api.serve import to_event
 
     def post():
         event = to_event("POST", "/showResults", [], b'{"table": "continent_stats"}', "127.0.0.1")

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 
 import pytest
 from click.testing import CliRunner
 
 from covidlake import api
+from covidlake.api.serve import make_server, serve
 from covidlake.schemas import REFINED_TABLES
-from covidlake.serve import make_server, serve
 
 
 @pytest.fixture(scope="module")
-def server(api_lake, handler_module):
+def server(api_lake):
     srv = make_server(str(api_lake[0]), "127.0.0.1", 0)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -24,7 +25,6 @@ def server(api_lake, handler_module):
     yield f"http://{host}:{port}", port
     srv.shutdown()
     srv.server_close()
-    api.set_service(None)
 
 
 def request(port, method, path, body=None, headers=None, conn=None):
@@ -76,6 +76,31 @@ def test_query_string_and_swagger_json(server):
     assert status == 200 and "/showResults" in json.loads(raw)["paths"]
 
 
+def test_servers_answer_from_their_own_service_and_leave_the_environment_alone(api_lake, tmp_path):
+    """No module-global service, no environment written: two servers side by side each
+    answer from the service they were given."""
+    from covidlake.errors import QueryTimeout
+    from covidlake.query import CachedResults
+
+    from .failing_backend import Failing
+
+    before = dict(os.environ)
+    lake_server = make_server(str(api_lake[0]), "127.0.0.1", 0)
+    late = CachedResults(Failing(QueryTimeout("late", "q-1")))
+    late_server = make_server(str(tmp_path), "127.0.0.1", 0, service=late)
+    assert dict(os.environ) == before
+    try:
+        for srv in (lake_server, late_server):
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+        body = {"table": "continent_stats"}
+        assert request(lake_server.server_address[1], "POST", "/showResults", body)[0] == 200
+        assert request(late_server.server_address[1], "POST", "/showResults", body)[0] == 504
+    finally:
+        for srv in (lake_server, late_server):
+            srv.shutdown()
+            srv.server_close()
+
+
 def test_cli_help_lists_options():
     result = CliRunner().invoke(serve, ["--help"])
     assert result.exit_code == 0
@@ -99,10 +124,10 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 def openapi_document() -> dict:
     """The document the handler serves, built the same way (schemathesis' lazy
     from_fixture loader does not run under pytest 9, so the schema is loaded eagerly)."""
-    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+    from covidlake.query import CachedResults
+    from tests.unit.api.failing_backend import Failing
 
-    app = APIGatewayHttpResolver(enable_validation=True)
-    api.configure(app)
+    app = api.create_app(CachedResults(Failing(RuntimeError("the document needs no data"))))
     return json.loads(app.get_openapi_json_schema(**api.OPENAPI_INFO))
 
 

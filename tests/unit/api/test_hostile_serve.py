@@ -13,8 +13,7 @@ import threading
 
 import pytest
 
-from covidlake import api
-from covidlake.serve import make_server
+from covidlake.api.serve import make_server
 
 attack = pytest.mark.attack
 OK_BODY = b'{"table": "continent_stats"}'
@@ -23,7 +22,7 @@ CAP = 4  # the test server's connection cap
 
 
 @pytest.fixture(scope="module")
-def port(api_lake, handler_module):
+def port(api_lake):
     srv = make_server(
         str(api_lake[0]),
         "127.0.0.1",
@@ -39,7 +38,6 @@ def port(api_lake, handler_module):
     yield srv.server_address[1]
     srv.shutdown()
     srv.server_close()
-    api.set_service(None)
 
 
 def connect(port: int) -> socket.socket:

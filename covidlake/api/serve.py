@@ -1,18 +1,18 @@
 """``covidlake serve``: the results API on one machine.
 
 A real HTTP server (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive) that turns
-each request into the API Gateway HTTP API (payload 2.0) event and calls the same
-``lambda_handler`` that runs in AWS (functions/show_results/app.py), with the DuckDB
-backend over a lake folder.
+each request into the API Gateway HTTP API (payload 2.0) event and calls a Lambda handler
+built by the same factory as the one that runs in AWS
+(:func:`covidlake.api.handler.create_lambda_handler`), over a result service passed in:
+by default the DuckDB backend over a lake folder. Nothing is read from or written to the
+environment.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
-import os
 import re
 import socket
 import sys
@@ -23,15 +23,13 @@ from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import click
 
-from covidlake.settings import PROJECT_ROOT
+from covidlake.query import CachedResults
 
-HANDLER_FILE = PROJECT_ROOT / "functions" / "show_results" / "app.py"
 REPORT_PNG = re.compile(r"/(?:report/)?([a-z0-9_]{1,64}\.png)")
 MAX_BODY_BYTES = 1024 * 1024  # API Gateway allows 10 MB; nothing here needs more than a few bytes
 CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")  # no sign, no underscore, no list: anything else is 400
@@ -61,17 +59,6 @@ class LocalContext:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 30_000
-
-
-def load_handler(path: Path = HANDLER_FILE) -> ModuleType:
-    """Import functions/show_results/app.py (not a package) as the module Lambda runs."""
-    if not path.is_file():
-        raise click.ClickException(f"handler not found at {path}: run from a source checkout (pip install -e .)")
-    spec = importlib.util.spec_from_file_location("covidlake_show_results_app", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
 
 
 def to_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes, client_ip: str) -> dict:
@@ -423,31 +410,30 @@ def make_server(
     port: int = 3000,
     access_log: bool = False,
     max_connections: int = 64,
+    service: CachedResults | None = None,
     **limits: float,
 ) -> ApiServer:
     """A server over the lake's refined zone, not yet serving (port 0: any free port).
+    service: what answers the API (None: DuckDB over ``lake``); the lake's report folder
+    is served at / either way.
     limits: override ApiRequestHandler's deadlines and size caps (header_seconds=..., ...)."""
     unknown = set(limits) - {k for k in vars(ApiRequestHandler) if k.endswith(("_seconds", "_bytes"))}
     if unknown:
         raise TypeError(f"unknown limits: {', '.join(sorted(unknown))}")
-    os.environ["COVIDLAKE_LAKE_URI"] = str(lake)
-    os.environ["COVIDLAKE_QUERY_BACKEND"] = "duckdb"
-    # One EMF blob per request on stdout is for CloudWatch; locally it only slows things down.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "covidlake-api")
+    from covidlake.api.handler import create_lambda_handler
 
-    from covidlake import api
-    from covidlake.query import CachedResults, DuckDBBackend
-    from covidlake.storage import open_lake
+    if service is None:
+        from covidlake.query import DuckDBBackend
+        from covidlake.storage import open_lake
 
-    api.set_service(CachedResults(DuckDBBackend(open_lake(str(lake)))))
-    module = load_handler()
+        service = CachedResults(DuckDBBackend(open_lake(str(lake))))
+    # Tracing and CloudWatch metrics mean something in AWS only; locally they slow requests.
+    lambda_handler = create_lambda_handler(service, cors_origin="*", observe=False)
     handler = type(
         "BoundApiRequestHandler",
         (ApiRequestHandler,),
         {
-            "lambda_handler": staticmethod(module.lambda_handler),
+            "lambda_handler": staticmethod(lambda_handler),
             "access_log": access_log,
             "report_dir": None if str(lake).startswith("s3://") else Path(lake) / "report",
             **limits,
