@@ -57,8 +57,8 @@ TRANSFORMED = sam_transform(load_template())
 STATEMENTS = [label for spec in role_specs(TRANSFORMED, Deployment()).values() for label, _ in spec.statements()]
 # Statements no rehearsed call uses, and why (a new unused statement must be explained here).
 NOT_EXERCISED = {
-    "state_machine:PipelineStateMachineRolePolicy3/ExecutionLogDelivery": "Step Functions' log delivery, not a Task",
-    "state_machine:PipelineStateMachineRolePolicy3/XRayTraces": "tracing of executions, not a Task",
+    "state_machine:pipeline/ExecutionLogDelivery": "Step Functions' log delivery, not a Task",
+    "state_machine:pipeline/XRayTraces": "tracing of executions, not a Task",
 }
 
 
