@@ -354,7 +354,8 @@ class World:
         from moto.emr.models import emr_backends
 
         cluster = emr_backends[self.deployment.account][self.deployment.region].clusters.get(cluster_id)
-        return dict(cluster.tags) if cluster else {}
+        tags = cluster.tags if cluster else {}
+        return {t["Key"]: t["Value"] for t in tags} if isinstance(tags, list) else dict(tags)
 
     def workgroup_output(self, workgroup: str) -> str:
         from moto.athena.models import athena_backends

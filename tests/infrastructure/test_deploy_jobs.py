@@ -114,9 +114,11 @@ def test_the_default_vpc_gives_the_academy_network(aws, capsys):
         subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
         assert {s["VpcId"] for s in subnets} == {vpc_id} and len({s["AvailabilityZone"] for s in subnets}) == 2
         assert net.main([], ec2=ec2) == 0
+        sg = net.default_security_group(ec2, vpc_id)
     command = capsys.readouterr().out.splitlines()[-1]
     assert command.startswith("sam deploy --config-env academy --parameter-overrides ")
-    for override in [*net.academy_overrides(), f"VpcId={vpc_id}", f"SubnetIds={','.join(subnet_ids)}"]:
+    network = [f"VpcId={vpc_id}", f"SubnetIds={','.join(subnet_ids)}", f"DbClientSecurityGroupId={sg}"]
+    for override in [*net.academy_overrides(), *network]:
         assert override in command
 
 
