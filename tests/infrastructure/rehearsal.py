@@ -295,6 +295,9 @@ def named_role_arns(transformed: dict, deployment: Deployment) -> dict[str, str]
     out["state_machine"] = resolve(res["PipelineStateMachine"]["Properties"]["RoleArn"])
     schedules = [r for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"]
     out["schedule"] = resolve(schedules[0]["Properties"]["Target"]["RoleArn"])
+    rules = [r for r in created_resources(transformed, deployment).values() if r["Type"] == "AWS::Events::Rule"]
+    for rule in rules:  # ScheduleService=rule
+        out["schedule_rule"] = resolve(rule["Properties"]["Targets"][0]["RoleArn"])
     env = function_environment(transformed, deployment, "CreateEmrFunction")
     out["emr_service"] = role_arn_of(transformed, deployment, env["COVIDLAKE_EMR_SERVICE_ROLE"])
     out["emr_instance"] = role_arn_of(transformed, deployment, env["COVIDLAKE_EMR_INSTANCE_PROFILE"])

@@ -11,7 +11,7 @@ import tomllib
 import pytest
 
 from .conftest import ROOT, load_template, sam_transform
-from .rehearsal import COMPONENTS, Deployment, created_resources, named_role_arns, role_specs
+from .rehearsal import COMPONENTS, Deployment, Resolver, created_resources, named_role_arns, role_specs
 
 LAB = {"ExistingExecutionRoleName": "LabRole"}
 
@@ -88,6 +88,33 @@ def test_in_the_default_mode_every_resource_names_its_own_role(transformed):
     assert named["schedule"].endswith("-PipelineScheduleRole")
 
 
+def test_the_rule_schedule_replaces_the_scheduler_and_names_the_shared_role(template):
+    """ScheduleService=rule: an EventBridge rule starts the runs (EventBridge may assume LabRole
+    where Scheduler perhaps may not); the Scheduler schedule stays, disabled."""
+    params = {**LAB, "ScheduleService": "rule", "ScheduleEnabled": "true"}
+    transformed = sam_transform(template, params)
+    deployment = Deployment(parameters=params)
+    assert iam_resources(template, params) == []
+    assert named_role_arns(transformed, deployment)["schedule_rule"] == "arn:aws:iam::123456789012:role/LabRole"
+    resolve = Resolver(transformed, deployment)
+    res = transformed["Resources"]
+    assert resolve(res["PipelineScheduleRule"]["Properties"]["State"]) == "ENABLED"
+    assert resolve(res["PipelineStateMachineSchedule"]["Properties"]["State"]) == "DISABLED"
+    # and by default the Scheduler runs, no rule exists
+    default = Deployment(parameters={"ScheduleEnabled": "true"})
+    assert "PipelineScheduleRule" not in created_resources(transformed, default)
+    assert Resolver(transformed, default)(res["PipelineStateMachineSchedule"]["Properties"]["State"]) == "ENABLED"
+
+
+def test_the_rule_schedule_in_the_default_mode_uses_the_schedule_role(template):
+    params = {"ScheduleService": "rule"}
+    transformed = sam_transform(template, params)
+    named = named_role_arns(transformed, Deployment(parameters=params))
+    assert named["schedule_rule"] == named["schedule"] and named["schedule"].endswith("-PipelineScheduleRole")
+    trust = transformed["Resources"]["PipelineScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"]["Service"] == ["scheduler.amazonaws.com", "events.amazonaws.com"]
+
+
 # --- the academy profile of samconfig.toml ------------------------------------------------------
 
 
@@ -103,6 +130,7 @@ def test_the_academy_profile_deploys_without_iam(template):
     deploy = config["deploy"]["parameters"]
     overrides = academy_overrides()
     assert overrides["ExistingExecutionRoleName"] == "LabRole"
+    assert overrides["ScheduleService"] == "rule", "EventBridge is documented to assume LabRole, Scheduler is not"
     assert set(overrides) <= set(template["Parameters"]), "every override is a template parameter"
     assert "CAPABILITY_IAM" not in deploy.get("capabilities", ""), "nothing to acknowledge: no IAM resource"
     assert config["global"]["parameters"]["region"] in ("us-east-1", "us-west-2")

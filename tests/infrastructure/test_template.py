@@ -238,7 +238,15 @@ def test_state_machine_schedule_and_substitutions(template):
     schedule = sm["Events"]["Schedule"]
     assert schedule["Type"] == "ScheduleV2"
     assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
-    assert schedule["Properties"]["State"] == {"Fn::If": ["ScheduleOn", "ENABLED", "DISABLED"]}
+    # on only when enabled and not replaced by the EventBridge rule (ScheduleService=rule)
+    assert schedule["Properties"]["State"] == {"Fn::If": ["SchedulerOn", "ENABLED", "DISABLED"]}
+    assert template["Conditions"]["SchedulerOn"] == {
+        "Fn::And": [{"Condition": "ScheduleOn"}, {"Fn::Not": [{"Condition": "ScheduleByRule"}]}]
+    }
+    rule = template["Resources"]["PipelineScheduleRule"]
+    assert rule["Condition"] == "ScheduleByRule"
+    assert rule["Properties"]["State"] == {"Fn::If": ["ScheduleOn", "ENABLED", "DISABLED"]}
+    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
     assert sm["Tracing"] == {"Enabled": True}
 
 
