@@ -89,7 +89,20 @@ def test_a_cluster_the_role_may_not_describe_is_not_ours(settings):
             leftover_clusters(settings, broken)
 
 
-def test_create_emr_terminates_leftovers_before_planning_a_new_cluster(template, settings, monkeypatch):
+@pytest.fixture
+def create_emr_logger_released():
+    """Powertools binds the service's log handler to the sys.stdout of the first handler load and
+    marks the logger configured; a logger this test creates is forgotten afterwards, so that a
+    later test capturing the handler's logs (test_events) configures one of its own."""
+    import logging
+
+    existed = "create_emr" in logging.Logger.manager.loggerDict
+    yield
+    if not existed:
+        logging.Logger.manager.loggerDict.pop("create_emr", None)
+
+
+def test_create_emr_terminates_leftovers_before_planning_a_new_cluster(template, settings, create_emr_logger_released):
     from .test_events import FakeContext, load_module
 
     request = build_run_plan(EVENT, settings)["cluster"]
