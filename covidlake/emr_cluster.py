@@ -310,3 +310,49 @@ def build_run_plan(ingest_result: dict[str, Any], settings: EmrSettings | None =
         "athena": build_athena_queries(settings),
         "timeouts": {"etl": settings.emr_step_timeout_seconds, "analytics": settings.emr_step_timeout_seconds},
     }
+
+
+# Clusters that still cost money: every state before TERMINATING.
+ACTIVE_CLUSTER_STATES = ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING")
+
+
+def leftover_clusters(settings: EmrSettings, emr=None) -> list[str]:
+    """Ids of this stack's clusters that are still active: named as build_cluster_request names
+    them and carrying every tag it gives them. Called while this execution has no cluster of its
+    own (the state machine runs one execution at a time), so each one is an interrupted run's."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    emr = emr or boto3.client("emr")
+    prefix = f"{settings.emr_cluster_name}-"
+    wanted = {(t["Key"], t["Value"]) for t in settings.tags}
+    found = []
+    for page in emr.get_paginator("list_clusters").paginate(ClusterStates=list(ACTIVE_CLUSTER_STATES)):
+        for summary in page["Clusters"]:
+            # ListClusters carries no tags: the name narrows the DescribeCluster calls to this stack's.
+            if not summary["Name"].startswith(prefix):
+                continue
+            try:
+                cluster = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"]
+            except ClientError as err:
+                # Another stack's cluster with a name like ours: the role may describe only this
+                # stack's tagged clusters, so a refusal means "not ours".
+                if err.response.get("Error", {}).get("Code") in ("AccessDenied", "AccessDeniedException"):
+                    continue
+                raise
+            tags = {(t["Key"], t["Value"]) for t in cluster.get("Tags", [])}
+            if wanted <= tags:
+                found.append(summary["Id"])
+    return found
+
+
+def terminate_leftover_clusters(settings: EmrSettings, emr=None) -> list[str]:
+    """Terminate what leftover_clusters finds (a stopped or timed-out execution, an expired lab
+    session); returns their ids. The idle AutoTerminationPolicy stays the backstop."""
+    import boto3
+
+    emr = emr or boto3.client("emr")
+    ids = leftover_clusters(settings, emr)
+    if ids:
+        emr.terminate_job_flows(JobFlowIds=ids)
+    return ids

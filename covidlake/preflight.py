@@ -228,3 +228,21 @@ def format_checks(checks: list[Check]) -> str:
     failed = sum(not c.ok for c in checks)
     lines.append(f"{len(checks) - failed} passed, {failed} failed")
     return "\n".join(lines)
+
+
+def default_vpc_network(ec2, count: int = 2) -> tuple[str, list[str]]:
+    """The account's default VPC and `count` of its subnets in distinct Availability Zones
+    (those already tagged for EMR first): CloudFormation cannot look them up itself, so they
+    become the VpcId and SubnetIds parameters."""
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    if not vpcs:
+        raise SourceError("this region has no default VPC: give VpcId and SubnetIds yourself")
+    vpc_id = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    subnets.sort(key=lambda s: (not _tagged(s), s["AvailabilityZone"], s["SubnetId"]))
+    chosen: dict[str, str] = {}
+    for subnet in subnets:
+        chosen.setdefault(subnet["AvailabilityZone"], subnet["SubnetId"])
+    if len(chosen) < count:
+        raise SourceError(f"the default VPC {vpc_id} has subnets in {len(chosen)} Availability Zones, {count} needed")
+    return vpc_id, list(chosen.values())[:count]

@@ -7,7 +7,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from covidlake.emr_cluster import EmrSettings, build_run_plan, require_job_code
+from covidlake.emr_cluster import EmrSettings, build_run_plan, require_job_code, terminate_leftover_clusters
 
 logger = Logger()
 tracer = Tracer()
@@ -20,6 +20,11 @@ settings = EmrSettings()  # validated once per container: a bad env var fails th
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     plan = build_run_plan(event, settings)
+    # This execution has no cluster yet: any active one of this stack is an interrupted run's.
+    leftovers = terminate_leftover_clusters(settings)
+    if leftovers:
+        logger.warning("terminated clusters left by an interrupted run", cluster_ids=leftovers)
+        metrics.add_metric(name="LeftoverClustersTerminated", unit=MetricUnit.Count, value=len(leftovers))
     require_job_code(settings)  # JobCodeMissing names each missing file
     cluster = plan["cluster"]
     logger.info(

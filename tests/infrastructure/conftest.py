@@ -46,9 +46,10 @@ def asl() -> dict:
     return json.loads(ASL.read_text())
 
 
-def sam_transform(tpl: dict) -> dict:
+def sam_transform(tpl: dict, parameters: dict | None = None) -> dict:
     """Run aws-sam-translator as CloudFormation would, with local paths standing in for
-    the S3 locations `sam package` uploads."""
+    the S3 locations `sam package` uploads. `parameters`: the values `sam deploy` passes
+    (SAM resolves some of them, e.g. in a function's Role, while it transforms)."""
     from samtranslator.translator.transform import transform
 
     tpl = json.loads(json.dumps(tpl))
@@ -65,7 +66,7 @@ def sam_transform(tpl: dict) -> dict:
     old = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = old or "us-east-1"
     try:
-        return transform(tpl, {}, NoManagedPolicies())
+        return transform(tpl, dict(parameters or {}), NoManagedPolicies())
     finally:
         if old is None:
             del os.environ["AWS_DEFAULT_REGION"]

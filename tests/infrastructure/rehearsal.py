@@ -213,7 +213,10 @@ class RoleSpec:
 
 
 def role_specs(transformed: dict, deployment: Deployment) -> dict[str, RoleSpec]:
-    """Every component's role, from the transformed template (never a hand copy)."""
+    """Every component's role, from the transformed template (never a hand copy); with
+    ExistingExecutionRoleName, the existing roles the resources name (shared_role_specs)."""
+    if uses_execution_role(transformed, deployment):
+        return shared_role_specs(transformed, deployment)
     resolve = Resolver(transformed, deployment)
     specs = {}
     for component, (logical_id, _) in COMPONENTS.items():
@@ -229,6 +232,98 @@ def role_specs(transformed: dict, deployment: Deployment) -> dict[str, RoleSpec]
             managed=resolve(props.get("ManagedPolicyArns", [])),
         )
     return specs
+
+
+# The single existing role of ExistingExecutionRoleName (an AWS Academy Learner Lab's LabRole),
+# as the rehearsal stands it in: broad service-wide grants on the services the stack uses, assumable
+# by every service that runs a component. Not a copy of LabRole (its exact policy is not
+# published): it proves the wiring (each resource names that role), not least privilege.
+SHARED_ROLE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "LabRoleLike",
+            "Effect": "Allow",
+            "Action": [
+                "s3:*",
+                "secretsmanager:*",
+                "athena:*",
+                "glue:*",
+                "elasticmapreduce:*",
+                "states:*",
+                "lambda:*",
+                "sns:*",
+                "events:*",
+                "logs:*",
+                "xray:*",
+                "cloudwatch:*",
+                "ec2:*",
+                "iam:PassRole",
+                "iam:CreateServiceLinkedRole",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
+SHARED_ROLE_SERVICES = [
+    "lambda.amazonaws.com",
+    "states.amazonaws.com",
+    "scheduler.amazonaws.com",
+    "elasticmapreduce.amazonaws.com",
+    "ec2.amazonaws.com",
+]
+
+
+def uses_execution_role(transformed: dict, deployment: Deployment) -> bool:
+    return Resolver(transformed, deployment).conditions.get("UseExecutionRole", False)
+
+
+def created_resources(transformed: dict, deployment: Deployment) -> dict[str, dict]:
+    """The resources CloudFormation creates for the deployment's parameters (conditions evaluated)."""
+    conditions = Resolver(transformed, deployment).conditions
+    return {k: r for k, r in transformed["Resources"].items() if conditions.get(r.get("Condition"), True)}
+
+
+def named_role_arns(transformed: dict, deployment: Deployment) -> dict[str, str]:
+    """The role each runtime resource names, resolved as CloudFormation would: the three
+    functions' Role, the state machine's RoleArn, the schedule's target RoleArn, and the EMR
+    service role and instance profile (the role inside it) create_emr puts in the plan."""
+    resolve = Resolver(transformed, deployment)
+    res = transformed["Resources"]
+    functions = {"ingest": "IngestFunction", "create_emr": "CreateEmrFunction", "show_results": "ShowResultsFunction"}
+    out = {c: resolve(res[logical_id]["Properties"]["Role"]) for c, logical_id in functions.items()}
+    out["state_machine"] = resolve(res["PipelineStateMachine"]["Properties"]["RoleArn"])
+    schedules = [r for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    out["schedule"] = resolve(schedules[0]["Properties"]["Target"]["RoleArn"])
+    rules = [r for r in created_resources(transformed, deployment).values() if r["Type"] == "AWS::Events::Rule"]
+    for rule in rules:  # ScheduleService=rule
+        out["schedule_rule"] = resolve(rule["Properties"]["Targets"][0]["RoleArn"])
+    env = function_environment(transformed, deployment, "CreateEmrFunction")
+    out["emr_service"] = role_arn_of(transformed, deployment, env["COVIDLAKE_EMR_SERVICE_ROLE"])
+    out["emr_instance"] = role_arn_of(transformed, deployment, env["COVIDLAKE_EMR_INSTANCE_PROFILE"])
+    return out
+
+
+def shared_role_specs(transformed: dict, deployment: Deployment) -> dict[str, RoleSpec]:
+    """With ExistingExecutionRoleName: each component gets the role its resource names, every
+    one of them holding SHARED_ROLE_POLICY (the lab's EMR roles too)."""
+    named = named_role_arns(transformed, deployment)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": SHARED_ROLE_SERVICES}, "Action": "sts:AssumeRole"}],
+    }
+    return {
+        component: RoleSpec(
+            component=component,
+            logical_id="",
+            name=named[component].split(":role/", 1)[1],
+            arn=named[component],
+            trust=trust,
+            policies={"shared": SHARED_ROLE_POLICY},
+            managed=[],
+        )
+        for component in COMPONENTS
+    }
 
 
 def function_environment(transformed: dict, deployment: Deployment, logical_id: str) -> dict[str, str]:
@@ -257,6 +352,13 @@ class World:
         from moto.athena.models import athena_backends
 
         return athena_backends[self.deployment.account][self.deployment.region].executions[query_id]
+
+    def cluster_tags(self, cluster_id: str) -> dict[str, str]:
+        from moto.emr.models import emr_backends
+
+        cluster = emr_backends[self.deployment.account][self.deployment.region].clusters.get(cluster_id)
+        tags = cluster.tags if cluster else {}
+        return {t["Key"]: t["Value"] for t in tags} if isinstance(tags, list) else dict(tags)
 
     def workgroup_output(self, workgroup: str) -> str:
         from moto.athena.models import athena_backends
@@ -351,6 +453,19 @@ def needs_for(world: World, service: str, operation: str, params: dict) -> list[
             return needs
         if operation == "GetWorkGroup":
             return [Need.of("athena:GetWorkGroup", d.arn("athena", f"workgroup/{p['WorkGroup']}"))]
+    if service == "emr":
+        if operation == "ListClusters":  # no resource-level permission
+            return [Need.of("elasticmapreduce:ListClusters", "*")]
+        if operation in ("DescribeCluster", "TerminateJobFlows"):
+            ids = [p["ClusterId"]] if operation == "DescribeCluster" else p["JobFlowIds"]
+            return [
+                Need.of(
+                    f"elasticmapreduce:{operation}",
+                    d.arn("elasticmapreduce", f"cluster/{cluster_id}"),
+                    {f"aws:ResourceTag/{k}": v for k, v in world.cluster_tags(cluster_id).items()},
+                )
+                for cluster_id in ids
+            ]
     if service == "secretsmanager" and operation == "GetSecretValue":
         return [Need.of("secretsmanager:GetSecretValue", p["SecretId"])]
     if service == "cloudwatch" and operation == "PutMetricData":
@@ -451,7 +566,11 @@ class Rehearsal:
 
     def _create_resources(self) -> None:
         iam = boto3.client("iam")
+        created = set()
         for spec in self.roles.values():
+            if spec.name in created:  # one existing role shared by several components
+                continue
+            created.add(spec.name)
             iam.create_role(RoleName=spec.name, AssumeRolePolicyDocument=json.dumps(spec.trust))
             for policy, statements in self._policies(spec).items():
                 iam.put_role_policy(RoleName=spec.name, PolicyName=policy, PolicyDocument=json.dumps(statements))

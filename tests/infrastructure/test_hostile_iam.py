@@ -42,8 +42,8 @@ def test_state_machine_emr_statements_need_the_stack_tag(transformed, template):
     assert manage and "elasticmapreduce:TerminateJobFlows" in manage[0]["Action"]
     assert emr_cluster_statements_without_tag_condition(transformed) == []
     loose = copy.deepcopy(template)
-    for policy in loose["Resources"]["PipelineStateMachine"]["Properties"]["Policies"]:
-        for st in policy.get("Statement", []):
+    for policy in loose["Resources"]["PipelineStateMachineRole"]["Properties"]["Policies"]:
+        for st in policy["PolicyDocument"]["Statement"]:
             if st.get("Sid") == "ManageClusters":
                 del st["Condition"]
     assert len(emr_cluster_statements_without_tag_condition(sam_transform(loose))) == 1

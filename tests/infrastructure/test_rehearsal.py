@@ -57,8 +57,8 @@ TRANSFORMED = sam_transform(load_template())
 STATEMENTS = [label for spec in role_specs(TRANSFORMED, Deployment()).values() for label, _ in spec.statements()]
 # Statements no rehearsed call uses, and why (a new unused statement must be explained here).
 NOT_EXERCISED = {
-    "state_machine:PipelineStateMachineRolePolicy3/ExecutionLogDelivery": "Step Functions' log delivery, not a Task",
-    "state_machine:PipelineStateMachineRolePolicy3/XRayTraces": "tracing of executions, not a Task",
+    "state_machine:pipeline/ExecutionLogDelivery": "Step Functions' log delivery, not a Task",
+    "state_machine:pipeline/XRayTraces": "tracing of executions, not a Task",
 }
 
 
@@ -180,6 +180,25 @@ def check_state_machine(r: Rehearsal, plan: dict) -> None:
     )
 
 
+def start_cluster(r: Rehearsal, name: str, stack: str) -> str:
+    """A cluster as an interrupted run leaves it (WAITING, tagged as create_emr tags), started as admin."""
+    tags = {"project": "covidlake", "covidlake:stack": stack, "for-use-with-amazon-emr-managed-policies": "true"}
+    with r.admin():
+        return boto3.client("emr").run_job_flow(
+            Name=name,
+            ReleaseLabel="emr-7.5.0",
+            Instances={"MasterInstanceType": "m4.large", "InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True},
+            JobFlowRole="EMR_EC2_DefaultRole",
+            ServiceRole="EMR_DefaultRole",
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )["JobFlowId"]
+
+
+def cluster_state(r: Rehearsal, cluster_id: str) -> str:
+    with r.admin():
+        return boto3.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"]
+
+
 def manifest(r: Rehearsal, key: str) -> bytes:
     with r.admin():
         return boto3.client("s3").get_object(Bucket=r.d.bucket, Key=key)["Body"].read()
@@ -199,7 +218,10 @@ def full_run(pg_url, spark, tmp_path_factory):
         out = {"rehearsal": r}
         out["first"] = run_ingest(r, LAYOUTS["split"])
         out["manifest_before"] = manifest(r, out["first"]["manifest_key"])
+        leftover = start_cluster(r, f"{r.d.stack}-covidlake-interrupted", r.d.stack)
+        other = start_cluster(r, "another-stack-covidlake-1", "another-stack")
         out["plan"] = run_create_emr(r, out["first"])
+        out["leftover"], out["other_cluster"] = cluster_state(r, leftover), cluster_state(r, other)
         out["lake"] = run_emr_jobs(r, out["plan"], tmp_path_factory.mktemp("emrfs"))
         out["manifest_after"] = manifest(r, out["first"]["manifest_key"])
         seed_athena(r, [("continent", "varchar"), ("countries", "bigint")], [["Africa", "57"], ["Europe", "51"]])
@@ -215,6 +237,13 @@ def test_every_call_of_the_run_is_allowed(full_run):
     denied = [str(c) for c in r.calls if not c.decision.allowed]
     assert not denied, "\n".join(denied)
     assert {c.component for c in r.calls} >= {"ingest", "emr_instance", "show_results", "state_machine", "emr_service"}
+
+
+def test_create_emr_terminates_the_leftover_cluster_under_its_role(full_run):
+    assert full_run["leftover"].startswith("TERMINAT") and full_run["other_cluster"] == "WAITING"
+    r = full_run["rehearsal"]
+    calls = {c.call for c in r.calls if c.component == "create_emr" and c.decision.allowed}
+    assert {"emr:ListClusters", "emr:DescribeCluster", "emr:TerminateJobFlows"} <= calls
 
 
 def test_ingest_first_unchanged_and_forced_runs(full_run):
@@ -378,3 +407,60 @@ def test_components_and_roles_come_from_the_template():
     assert ingest["ingest:IngestFunctionRolePolicy0/PublishedVersionRead"]["Resource"] == (
         "arn:aws:s3:::covidlake-rehearsal-lake/refined/_version.json"
     )
+
+
+# --- every component under one existing role (ExistingExecutionRoleName) -----------------------
+
+SHARED = {"ExistingExecutionRoleName": "LabRole"}
+TRANSFORMED_SHARED = sam_transform(load_template(), SHARED)
+
+
+@pytest.fixture(scope="module")
+def shared_run(pg_url, spark, tmp_path_factory):
+    """The same run with every component under the role its resource names in the single-role
+    mode, each holding a LabRole-like broad policy (rehearsal.SHARED_ROLE_POLICY): a resource
+    still naming a role of its own, or a call outside the shared roles, fails here."""
+    db = _db_parts(pg_url)
+    deployment = Deployment(db_host=db["host"], parameters={"DbPort": db["port"], **SHARED})
+    with Rehearsal(TRANSFORMED_SHARED, deployment) as r:
+        r.set_database_secret({"username": db["username"], "password": db["password"]})
+        out = {"rehearsal": r}
+        out["first"] = run_ingest(r, LAYOUTS["split"])
+        leftover = start_cluster(r, f"{r.d.stack}-covidlake-interrupted", r.d.stack)
+        out["plan"] = run_create_emr(r, out["first"])
+        out["leftover"] = cluster_state(r, leftover)
+        run_emr_jobs(r, out["plan"], tmp_path_factory.mktemp("emrfs-shared"))
+        seed_athena(r, [("continent", "varchar"), ("countries", "bigint")], [["Africa", "57"]])
+        out["api"] = run_show_results(r, "continent_stats")
+        check_state_machine(r, out["plan"])
+        out["unchanged"] = run_ingest(r, LAYOUTS["split"])
+    return out
+
+
+def test_single_role_every_component_runs_under_the_shared_role(shared_run):
+    r = shared_run["rehearsal"]
+    denied = [str(c) for c in r.calls if not c.decision.allowed]
+    assert not denied, "\n".join(denied)
+    lab = f"arn:aws:iam::{r.d.account}:role/LabRole"
+    for component in ("ingest", "create_emr", "show_results", "state_machine"):
+        assert r.roles[component].arn == lab, component
+    assert r.roles["emr_service"].arn.endswith(":role/EMR_DefaultRole")
+    assert r.roles["emr_instance"].arn.endswith(":role/EMR_EC2_DefaultRole")
+    assert {c.component for c in r.calls} == set(COMPONENTS)
+
+
+def test_single_role_run_gives_the_same_results(shared_run):
+    assert shared_run["first"]["changed"] is True and shared_run["unchanged"]["changed"] is False
+    assert shared_run["leftover"].startswith("TERMINAT")
+    assert shared_run["api"]["statusCode"] == 200
+    assert json.loads(shared_run["api"]["body"]) == [{"continent": "Africa", "countries": 57}]
+
+
+def test_single_role_plan_passes_the_shared_emr_roles(shared_run):
+    r, plan = shared_run["rehearsal"], shared_run["plan"]
+    assert (plan["cluster"]["ServiceRole"], plan["cluster"]["JobFlowRole"]) == (
+        "EMR_DefaultRole",
+        "EMR_EC2_DefaultRole",
+    )
+    passes = {c.need.resource for c in r.calls if c.need.action == "iam:PassRole" and c.component == "state_machine"}
+    assert passes == {r.roles["emr_service"].arn, r.roles["emr_instance"].arn}

@@ -140,8 +140,15 @@ def _statements(policy_holder) -> list[dict]:
 # RunJobFlow (no cluster ARN before it exists; restricted by the stack tag), the
 # CloudWatch Logs delivery APIs and X-Ray (no resource types at all), and
 # cloudwatch:PutMetricData (no resource types; restricted by the cloudwatch:namespace
-# condition to the pipeline's namespace).
-STAR_ALLOWED = {"CreateTaggedCluster", "ExecutionLogDelivery", "XRayTraces", "PublishQualityMetrics"}
+# condition to the pipeline's namespace), and elasticmapreduce:ListClusters (no resource
+# types; create_emr then describes and terminates only clusters with the stack's tag).
+STAR_ALLOWED = {
+    "CreateTaggedCluster",
+    "ExecutionLogDelivery",
+    "XRayTraces",
+    "PublishQualityMetrics",
+    "FindLeftoverClusters",
+}
 # ...and those that can be narrowed by a condition must be.
 STAR_CONDITIONS = {
     "CreateTaggedCluster": "aws:RequestTag/covidlake:stack",
@@ -169,7 +176,7 @@ def test_no_star_resource_where_a_narrower_one_exists(template):
     assert checked > 15
     tagged = [
         s
-        for s in _statements(template["Resources"]["PipelineStateMachine"]["Properties"]["Policies"])
+        for s in _statements(template["Resources"]["PipelineStateMachineRole"]["Properties"]["Policies"])
         if s.get("Sid") == "CreateTaggedCluster"
     ]
     assert tagged[0]["Condition"]["StringEquals"], "RunJobFlow on * must be restricted by the stack tag"
@@ -180,7 +187,7 @@ def test_state_machine_may_list_only_its_own_executions(template, transformed):
     built from its fixed name (no !Ref/!GetAtt of itself: that would be circular)."""
     sm = template["Resources"]["PipelineStateMachine"]["Properties"]
     assert sm["Name"] == {"Fn::Sub": "${AWS::StackName}-pipeline"}
-    statements = _statements(sm["Policies"])
+    statements = _statements(template["Resources"]["PipelineStateMachineRole"]["Properties"]["Policies"])
     listing = [s for s in statements if "states:ListExecutions" in json.dumps(s["Action"])]
     assert len(listing) == 1
     st = listing[0]
@@ -231,7 +238,15 @@ def test_state_machine_schedule_and_substitutions(template):
     schedule = sm["Events"]["Schedule"]
     assert schedule["Type"] == "ScheduleV2"
     assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
-    assert schedule["Properties"]["State"] == {"Fn::If": ["ScheduleOn", "ENABLED", "DISABLED"]}
+    # on only when enabled and not replaced by the EventBridge rule (ScheduleService=rule)
+    assert schedule["Properties"]["State"] == {"Fn::If": ["SchedulerOn", "ENABLED", "DISABLED"]}
+    assert template["Conditions"]["SchedulerOn"] == {
+        "Fn::And": [{"Condition": "ScheduleOn"}, {"Fn::Not": [{"Condition": "ScheduleByRule"}]}]
+    }
+    rule = template["Resources"]["PipelineScheduleRule"]
+    assert rule["Condition"] == "ScheduleByRule"
+    assert rule["Properties"]["State"] == {"Fn::If": ["ScheduleOn", "ENABLED", "DISABLED"]}
+    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
     assert sm["Tracing"] == {"Enabled": True}
 
 
@@ -257,8 +272,16 @@ def test_emr_roles_are_created_or_taken_from_parameters(template):
     for logical_id in ("EmrServiceRole", "EmrInstanceRole", "EmrInstanceProfile"):
         assert template["Resources"][logical_id]["Condition"] == "CreateEmrRoles"
     env = template["Resources"]["CreateEmrFunction"]["Properties"]["Environment"]["Variables"]
-    assert env["COVIDLAKE_EMR_SERVICE_ROLE"]["Fn::If"][2] == {"Ref": "ExistingEmrServiceRoleArn"}
-    assert env["COVIDLAKE_EMR_INSTANCE_PROFILE"]["Fn::If"][2] == {"Ref": "ExistingEmrInstanceProfileArn"}
+    service, profile = env["COVIDLAKE_EMR_SERVICE_ROLE"]["Fn::If"], env["COVIDLAKE_EMR_INSTANCE_PROFILE"]["Fn::If"]
+    assert service[:2] == ["CreateEmrRoles", {"Ref": "EmrServiceRole"}]
+    assert profile[:2] == ["CreateEmrRoles", {"Ref": "EmrInstanceProfile"}]
+    # not created: the shared EMR roles under ExistingExecutionRoleName, else the given ones
+    assert service[2] == {
+        "Fn::If": ["UseExecutionRole", {"Ref": "SharedEmrServiceRole"}, {"Ref": "ExistingEmrServiceRoleArn"}]
+    }
+    assert profile[2] == {
+        "Fn::If": ["UseExecutionRole", {"Ref": "SharedEmrInstanceProfile"}, {"Ref": "ExistingEmrInstanceProfileArn"}]
+    }
 
 
 def _dashboard(template) -> dict:
