@@ -22,7 +22,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from covidlake.athena_ddl import refined_table_ddl
 from covidlake.errors import JobCodeMissing
 from covidlake.raw.ingest import MANIFEST_PREFIX
-from covidlake.settings import CovidlakeEnv
+from covidlake.settings import CovidlakeEnv, get_settings
 
 # AmazonEMRServicePolicy_v2 only acts on resources carrying this tag.
 EMR_MANAGED_POLICY_TAG = {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}
@@ -294,7 +294,7 @@ def require_job_code(settings: EmrSettings, s3=None) -> None:
 def build_run_plan(ingest_result: dict[str, Any], settings: EmrSettings | None = None) -> dict[str, Any]:
     """From the ingest Lambda's output (run_id, inputs.covid_csv, inputs.country_csv) to the
     whole plan the state machine executes once data changed."""
-    settings = settings or EmrSettings()
+    settings = settings or get_settings(EmrSettings)
     try:
         run_id = ingest_result["run_id"]
         inputs = ingest_result["inputs"]

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from covidlake.defaults import COUNTRY_DB_NAME, DEFAULT_DB_PORT
 from covidlake.emr_cluster import EMR_MANAGED_POLICY_TAG, missing_job_code
 from covidlake.errors import SourceError
 from covidlake.raw.postgres import connect, redact
@@ -155,7 +156,9 @@ def stack_db_url(stack: Stack, secretsmanager) -> str:
     creds = json.loads(secretsmanager.get_secret_value(SecretId=secret_arn)["SecretString"])
     user, password = quote(creds["username"], safe=""), quote(creds["password"], safe="")
     host = quote(host, safe="") if host.startswith("/") else host  # a Unix socket directory
-    return f"postgresql://{user}:{password}@{host}:{p.get('DbPort', 5432)}/{p.get('DbName', 'covid_data')}"
+    return (
+        f"postgresql://{user}:{password}@{host}:{p.get('DbPort', DEFAULT_DB_PORT)}/{p.get('DbName', COUNTRY_DB_NAME)}"
+    )
 
 
 def check_country_data(stack: Stack, secretsmanager, settings: Settings, db_url: str | None = None) -> Check:
@@ -196,7 +199,7 @@ def _tunnel_hint(stack: Stack, db_url: str) -> str:
     return (
         "from a host in the VPC (e.g. in DbClientSecurityGroupId), forward a local port: "
         "aws ssm start-session --target <instance-id> --document-name AWS-StartPortForwardingSessionToRemoteHost "
-        f"--parameters host={parts.hostname},portNumber={parts.port or 5432},localPortNumber=15432; then "
+        f"--parameters host={parts.hostname},portNumber={parts.port or DEFAULT_DB_PORT},localPortNumber=15432; then "
         f"covidlake preflight --stack {stack.name} --db-url "
         f"postgresql://USER:PASSWORD@127.0.0.1:15432{parts.path}"
     )

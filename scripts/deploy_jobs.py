@@ -76,14 +76,14 @@ def load_country_data_into_stack(stack_name: str, db_url: str | None = None, ses
 
     sys.path.insert(0, str(ROOT))
     from covidlake.preflight import describe_stack, stack_db_url
-    from covidlake.settings import BUNDLED_DATA, Settings
-    from covidlake.sources import load_country_data, redact
+    from covidlake.raw.postgres import load_country_data, redact
+    from covidlake.settings import BUNDLED_DATA, get_settings
 
     session = session or boto3.session.Session()
     if db_url is None:
         stack = describe_stack(stack_name, session.client("cloudformation"))
         db_url = stack_db_url(stack, session.client("secretsmanager"))
-    rows = load_country_data(db_url, BUNDLED_DATA / "country_data.csv", Settings())
+    rows = load_country_data(db_url, BUNDLED_DATA / "country_data.csv", get_settings())
     print(f"loaded {rows} rows into country_data at {redact(db_url)}")
     return rows
 

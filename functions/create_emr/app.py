@@ -8,11 +8,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from covidlake.emr_cluster import EmrSettings, build_run_plan, require_job_code, terminate_leftover_clusters
+from covidlake.settings import get_settings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-settings = EmrSettings()  # validated once per container: a bad env var fails the cold start
+settings = get_settings(EmrSettings)  # validated once per container: a bad env var fails the cold start
 
 
 @logger.inject_lambda_context
