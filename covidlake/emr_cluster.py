@@ -14,7 +14,7 @@ imports neither pyspark nor pandas: it runs inside the Lambda layer.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -60,6 +60,10 @@ class EmrSettings(CovidlakeEnv):
     emr_primary_instance_types: str = "m5.xlarge"
     emr_core_instance_types: str = "m5.xlarge,m5a.xlarge,m6i.xlarge"
     emr_primary_on_demand: bool = True
+    # Instance fleets (several types, spot with on-demand fallback) or instance groups (one type
+    # per node role, on-demand, one subnet): for accounts where EC2 Fleet is not allowed, such as
+    # an AWS Academy Learner Lab (docs/academy.md).
+    emr_instance_layout: Literal["fleets", "groups"] = "fleets"
     emr_core_capacity: int = Field(2, ge=1, le=100)
     emr_core_on_demand_capacity: int = Field(0, ge=0, le=100)
     emr_spot_timeout_minutes: int = Field(10, ge=5, le=1440)
@@ -107,6 +111,12 @@ class EmrSettings(CovidlakeEnv):
             raise ValueError("emr_core_on_demand_capacity cannot exceed emr_core_capacity")
         if not _split(self.emr_primary_instance_types) or not _split(self.emr_core_instance_types):
             raise ValueError("at least one primary and one core instance type are required")
+        spot = not self.emr_primary_on_demand or self.emr_core_on_demand_capacity < self.emr_core_capacity
+        if self.emr_instance_layout == "groups" and spot:
+            raise ValueError(
+                "instance groups run on-demand only: set emr_primary_on_demand=true and "
+                "emr_core_on_demand_capacity = emr_core_capacity (or use emr_instance_layout=fleets)"
+            )
         if self.metrics_namespace and not self.region:
             raise ValueError("publishing metrics needs a region: set AWS_REGION or COVIDLAKE_REGION")
         return self
@@ -132,28 +142,33 @@ class EmrSettings(CovidlakeEnv):
         return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
+def _ebs(s: EmrSettings) -> dict[str, Any]:
+    return {
+        "EbsBlockDeviceConfigs": [
+            {"VolumeSpecification": {"VolumeType": "gp3", "SizeInGB": s.emr_ebs_size_gb}, "VolumesPerInstance": 1}
+        ],
+        "EbsOptimized": True,
+    }
+
+
+def _group(name: str, role: str, instance_type: str, count: int, s: EmrSettings) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "InstanceRole": role,
+        "Market": "ON_DEMAND",
+        "InstanceType": instance_type,
+        "InstanceCount": count,
+        "EbsConfiguration": _ebs(s),
+    }
+
+
 def _fleet(name: str, fleet_type: str, types: list[str], on_demand: int, spot: int, s: EmrSettings) -> dict:
     fleet: dict[str, Any] = {
         "Name": name,
         "InstanceFleetType": fleet_type,
         "TargetOnDemandCapacity": on_demand,
         "TargetSpotCapacity": spot,
-        "InstanceTypeConfigs": [
-            {
-                "InstanceType": t,
-                "WeightedCapacity": 1,
-                "EbsConfiguration": {
-                    "EbsBlockDeviceConfigs": [
-                        {
-                            "VolumeSpecification": {"VolumeType": "gp3", "SizeInGB": s.emr_ebs_size_gb},
-                            "VolumesPerInstance": 1,
-                        }
-                    ],
-                    "EbsOptimized": True,
-                },
-            }
-            for t in types
-        ],
+        "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1, "EbsConfiguration": _ebs(s)} for t in types],
     }
     if spot:
         fleet["LaunchSpecifications"] = {
@@ -174,21 +189,30 @@ def build_cluster_request(settings: EmrSettings, run_id: str) -> dict[str, Any]:
     primary_types = _split(s.emr_primary_instance_types)
     core_types = _split(s.emr_core_instance_types)
     core_spot = s.emr_core_capacity - s.emr_core_on_demand_capacity
+    subnets = _split(s.emr_subnet_ids)
     instances: dict[str, Any] = {
-        "InstanceFleets": [
-            _fleet(
-                "primary", "MASTER", primary_types, int(s.emr_primary_on_demand), int(not s.emr_primary_on_demand), s
-            ),
-            _fleet("core", "CORE", core_types, s.emr_core_on_demand_capacity, core_spot, s),
-        ],
         # Required by the Step Functions integration; the state machine terminates the
         # cluster itself and AutoTerminationPolicy is the backstop.
         "KeepJobFlowAliveWhenNoSteps": True,
         "TerminationProtected": False,
     }
-    subnets = _split(s.emr_subnet_ids)
-    if subnets:
-        instances["Ec2SubnetIds"] = subnets
+    if s.emr_instance_layout == "groups":
+        # Groups take the first type of each list and live in one subnet (EMR's rule).
+        instances["InstanceGroups"] = [
+            _group("primary", "MASTER", primary_types[0], 1, s),
+            _group("core", "CORE", core_types[0], s.emr_core_capacity, s),
+        ]
+        if subnets:
+            instances["Ec2SubnetId"] = subnets[0]
+    else:
+        instances["InstanceFleets"] = [
+            _fleet(
+                "primary", "MASTER", primary_types, int(s.emr_primary_on_demand), int(not s.emr_primary_on_demand), s
+            ),
+            _fleet("core", "CORE", core_types, s.emr_core_on_demand_capacity, core_spot, s),
+        ]
+        if subnets:
+            instances["Ec2SubnetIds"] = subnets
     extra_sgs = _split(s.emr_additional_security_group_ids)
     if extra_sgs:
         instances["AdditionalMasterSecurityGroups"] = extra_sgs

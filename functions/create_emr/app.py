@@ -34,8 +34,12 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         release=cluster["ReleaseLabel"],
         fleets=[
             {f["Name"]: {"on_demand": f["TargetOnDemandCapacity"], "spot": f["TargetSpotCapacity"]}}
-            for f in cluster["Instances"]["InstanceFleets"]
+            for f in cluster["Instances"].get("InstanceFleets", [])
         ],
+        groups={
+            g["Name"]: f"{g['InstanceCount']} x {g['InstanceType']}"
+            for g in cluster["Instances"].get("InstanceGroups", [])
+        },
     )
     metrics.add_metric(name="ClusterRequests", unit=MetricUnit.Count, value=1)
     return plan

@@ -264,3 +264,45 @@ def test_ddl_comes_from_the_schema_registry():
 def test_no_sql_file_is_stale():
     committed = {p.stem for p in Path(ROOT / "athena").glob("*.sql")}
     assert committed == set(REFINED_TABLES)
+
+
+# --- instance groups, for accounts without EC2 Fleet (the academy profile) -----------------------
+
+
+@pytest.fixture
+def groups_plan(emr_env, monkeypatch):
+    monkeypatch.setenv("COVIDLAKE_EMR_INSTANCE_LAYOUT", "groups")
+    monkeypatch.setenv("COVIDLAKE_EMR_CORE_ON_DEMAND_CAPACITY", emr_env["COVIDLAKE_EMR_CORE_CAPACITY"])
+    return build_run_plan(EVENT, EmrSettings())
+
+
+def test_groups_layout_asks_for_on_demand_groups_in_one_subnet(groups_plan, emr_env):
+    instances = groups_plan["cluster"]["Instances"]
+    assert "InstanceFleets" not in instances and "Ec2SubnetIds" not in instances
+    assert instances["Ec2SubnetId"] == emr_env["COVIDLAKE_EMR_SUBNET_IDS"].split(",")[0]
+    groups = {g["InstanceRole"]: g for g in instances["InstanceGroups"]}
+    assert groups["MASTER"]["InstanceCount"] == 1
+    assert groups["CORE"]["InstanceCount"] == int(emr_env["COVIDLAKE_EMR_CORE_CAPACITY"])
+    assert {g["Market"] for g in groups.values()} == {"ON_DEMAND"}
+    assert groups["CORE"]["InstanceType"] == emr_env["COVIDLAKE_EMR_CORE_INSTANCE_TYPES"].split(",")[0]
+
+
+def test_groups_layout_is_a_request_botocore_and_moto_accept(groups_plan):
+    from botocore.session import get_session
+    from botocore.validate import ParamValidator
+
+    shape = get_session().get_service_model("emr").operation_model("RunJobFlow").input_shape
+    report = ParamValidator().validate(groups_plan["cluster"], shape)
+    assert not report.has_errors(), report.generate_report()
+    with mock_aws():
+        emr = boto3.client("emr", region_name="us-east-1")
+        cluster_id = emr.run_job_flow(**groups_plan["cluster"])["JobFlowId"]
+        groups = emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
+        assert sorted(g["InstanceGroupType"] for g in groups) == ["CORE", "MASTER"]
+
+
+def test_groups_layout_refuses_spot_capacity(emr_env, monkeypatch):
+    monkeypatch.setenv("COVIDLAKE_EMR_INSTANCE_LAYOUT", "groups")
+    monkeypatch.setenv("COVIDLAKE_EMR_CORE_ON_DEMAND_CAPACITY", "0")
+    with pytest.raises(ValidationError, match="instance groups run on-demand only"):
+        EmrSettings()

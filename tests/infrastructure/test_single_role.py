@@ -142,6 +142,7 @@ def test_the_academy_profile_uses_on_demand_small_nodes():
     overrides = academy_overrides()
     assert overrides["EmrCoreOnDemandCapacity"] == overrides["EmrCoreCapacity"], "no spot in the profile"
     assert overrides["EmrPrimaryOnDemand"].strip('"') == "true"
+    assert overrides["EmrInstanceLayout"].strip('"') == "groups", "the lab does not support EC2 Fleet"
     for key in ("EmrPrimaryInstanceTypes", "EmrCoreInstanceTypes"):
         types = overrides[key].strip('"').split(",")
         assert all(t.endswith(".large") for t in types), f"the lab terminates nodes above large: {types}"
