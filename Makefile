@@ -33,10 +33,12 @@ install-test: $(VENV)/.installed-test
 # LOCK_ARGS=--upgrade), then regenerate layer/requirements.txt from requirements.lock.
 # The test lock is resolved first and constrains the other, so both pin the same versions.
 LOCK_ARGS ?=
+# The resolver is pinned too: another uv version may annotate the lock differently.
+UV_VERSION ?= 0.13.9
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(LOCK_ARGS)
 lock: | $(BIN)/python
-	$(BIN)/pip install --quiet 'uv>=0.5'
+	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
 	$(UV_COMPILE) --extra local --extra test -o requirements-test.lock
 	$(UV_COMPILE) --extra local -c requirements-test.lock -o requirements.lock
 	$(BIN)/python layer/generate.py
@@ -49,9 +51,10 @@ test: lint $(CHECKOV_VENV)/bin/checkov
 	$(BIN)/python -m pytest
 
 # What a developer runs often: no JVM, no database, no registry, no pipeline run (markers in
-# pyproject.toml, applied by tests/conftest.py); well under a minute on a quiet machine.
+# pyproject.toml, applied by tests/conftest.py), spread over the cores (pytest-xdist, one test
+# file per worker at a time); under a minute on a quiet 2-core machine.
 test-fast: install-test
-	$(BIN)/python -m pytest -q -m "not spark and not db and not network and not integration"
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not spark and not db and not network and not integration"
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -66,6 +66,9 @@ def lambda_env(template, monkeypatch, aws):
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon here
         monkeypatch.setenv("POWERTOOLS_DEV", "false")
+        # The deployed function has no such variable; in-process API servers of other tests
+        # set it, and which tests ran first in this process depends on the order.
+        monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
         return env
 
     return apply
