@@ -1,4 +1,5 @@
-"""Shared fixtures: one SparkSession, one embedded PostgreSQL, one bundled pipeline run."""
+"""Shared fixtures: one SparkSession, one embedded PostgreSQL, one bundled pipeline run; and the
+markers each test gets from where it lives and what it uses (pyproject.toml registers them)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,24 @@ import pytest
 from covidlake.settings import BUNDLED_DATA, Settings
 
 DATA = BUNDLED_DATA
+TESTS = Path(__file__).resolve().parent
+
+# Folder under tests/ -> the marker of every test in it.
+FOLDER_MARKERS = {"unit": "unit", "integration": "integration", "infrastructure": "infra", "repo": "repo"}
+# Fixture -> the marker of every test that uses it, directly or through another fixture
+# (bundled_run, bundled_lake, lake_copy and report_lake all start Spark).
+FIXTURE_MARKERS = {"spark": "spark", "pg_url": "db", "built_layer": "network"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark tests by folder and by fixture, so `-m` selects tiers without a marker in every file."""
+    for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
+        if len(parts) > 1 and parts[0] in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[parts[0]])
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in item.fixturenames:
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

@@ -35,8 +35,7 @@ def test_zip_holds_the_packages_and_is_reproducible(tmp_path):
 def test_upload_covers_every_s3_path_the_plan_uses(tmp_path, aws, monkeypatch):
     jobs = load()
     files = jobs.artifacts(jobs.build_zip(tmp_path / "covidlake.zip"))
-    if not any(k.startswith("code/emr/") for k in files):
-        pytest.skip("emr/etl.py and emr/analytics.py are not in this branch yet")
+    assert any(k.startswith("code/emr/") for k in files), "the EMR entry points are not uploaded"
     for key, value in {
         "COVIDLAKE_LAKE_URI": "s3://deploy-test",
         "COVIDLAKE_EMR_SERVICE_ROLE": "svc",

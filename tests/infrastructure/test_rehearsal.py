@@ -1,5 +1,5 @@
-"""The deployment rehearsed under its own IAM roles (issue 10, part B; DESIGN.md "The AWS path
-is verified by running it").
+"""The deployment rehearsed under its own IAM roles (DESIGN.md "The AWS path is
+verified by running it").
 
 Each component runs its real code with credentials from assuming its own role, every role
 and policy taken from the SAM-transformed template.yaml (tests/infrastructure/rehearsal.py):

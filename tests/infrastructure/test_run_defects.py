@@ -1,4 +1,4 @@
-"""Issue 10's "also found" list: each defect of the AWS path fails a test here when it
+"""Defects once found in the AWS path: each fails a test here when it
 comes back (the ETL's metrics region and the missing-prerequisite errors are tested in
 tests/integration/test_run_prerequisites.py, preflight in test_preflight.py)."""
 
@@ -73,7 +73,7 @@ def rule_failures(template: dict, **values) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize(("host", "secret"), itertools.product(["", "db.example.org"], ["", "arn:secret"]))
+@pytest.mark.parametrize(("host", "secret"), list(itertools.product(["", "db.example.org"], ["", "arn:secret"])))
 def test_db_host_and_secret_come_together_or_not_at_all(template, host, secret):
     failures = rule_failures(template, DbHost=host, DbSecretArn=secret)
     if bool(host) == bool(secret):

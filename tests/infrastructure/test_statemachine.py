@@ -1,5 +1,5 @@
 """statemachine/pipeline.asl.json: statelint accepts it, and its structure keeps the
-promises of issue 3 (no cluster for unchanged data, every failure terminates the cluster
+pipeline's promises (no cluster for unchanged data, every failure terminates the cluster
 and alerts, timeouts everywhere, no blind retries of Spark)."""
 
 from __future__ import annotations

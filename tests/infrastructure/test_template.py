@@ -1,5 +1,5 @@
 """template.yaml: lints clean, transforms with the SAM translator, and has the properties
-issue 3 asks for (secure bucket, least privilege, nothing account-specific)."""
+a deployment needs (secure bucket, least privilege, nothing account-specific)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`covidlake run` progress lines (issue 13): a terminal sees each stage start and then
+"""`covidlake run` progress lines: a terminal sees each stage start and then
 completed in place; a pipe or file gets one line per stage."""
 
 from __future__ import annotations

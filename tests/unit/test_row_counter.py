@@ -1,4 +1,4 @@
-"""Ingest counts a CSV's rows while the bytes stream past (issue 13): the quote-aware
+"""Ingest counts a CSV's rows while the bytes stream past: the quote-aware
 counter, which runs without pyarrow (the Lambda layer has none), must agree with
 pyarrow's streaming CSV reader and Python's csv module on quoted newlines, doubled
 quotes, CRLF, empty lines and every chunk boundary."""
