@@ -32,7 +32,7 @@ def _verdict(value: float, limit: float, unit: str = " s") -> str:
 
 
 def _targets(results: dict, runs: dict[int, dict]) -> list[tuple[str, str, str]]:
-    """(target, measured with load average, verdict); issue 13's targets."""
+    """(target, measured with load average, verdict) for each performance target."""
     out = []
     bundled = results.get("bundled")
     if bundled:

@@ -1,4 +1,4 @@
-"""The ETL's shuffle-free duplicate numbering (issues 6, 13): the same verdicts whether the
+"""The ETL's shuffle-free duplicate numbering: the same verdicts whether the
 later copies are few enough to collect or not, the first copy in input order kept, later
 copies numbered, other rules still first."""
 
