@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from covidlake.settings import BUNDLED_DATA, Settings
+from covidlake.settings import BUNDLED_DATA, Settings, get_settings
 
 DATA = BUNDLED_DATA
 TESTS = Path(__file__).resolve().parent
@@ -94,3 +94,12 @@ def lake_copy(bundled_lake, tmp_path) -> Path:
     target = tmp_path / "lake"
     shutil.copytree(bundled_lake, target)
     return target
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """get_settings parses each model once per process, as a Lambda container does; each test
+    is its own cold start, so a model parsed under another test's environment never leaks in."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
