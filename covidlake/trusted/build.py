@@ -12,8 +12,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from covidlake.schemas import COUNTRY_ATTRIBUTES, COUNTRY_DATA, COVID_FACTS, TRUSTED_TABLES
-from covidlake.trusted.rules import apply_rules, country_rules, fact_rules, number_copies, rejected_rows
-from covidlake.trusted.typed import normalize_columns, require_columns, typed_column, with_raw_and_typed
+from covidlake.trusted.rules import (
+    apply_rules,
+    country_rules,
+    detail_of_rule,
+    fact_rules,
+    first_failed_rule,
+    number_copies,
+    rejected_rows,
+)
+from covidlake.trusted.typed import normalize_columns, quote, require_columns, sql_string, typed_sql, with_raw_and_typed
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +44,14 @@ def typed_facts(raw: DataFrame, known_locations: list[str]) -> DataFrame:
     """Typed fact rows (plus any country attributes the CSV carries, as `_csv_<name>`,
     the input position `_row_id` and `_known_location`), rules not yet applied."""
     carried = [c for c in COUNTRY_ATTRIBUTES if c in raw.columns]
-    raw = raw.select(
-        *[F.col(f"`{c}`").alias(f"_csv_{c}") if c in carried else F.col(f"`{c}`") for c in raw.columns],
-        F.monotonically_increasing_id().alias("_row_id"),  # input position, right on the scan
+    raw = raw.selectExpr(
+        *[f"{quote(c)} AS {quote('_csv_' + c)}" if c in carried else quote(c) for c in raw.columns],
+        "monotonically_increasing_id() AS _row_id",  # input position, right on the scan
     )
     typed = with_raw_and_typed(raw, COVID_FACTS, keep=[f"_csv_{c}" for c in carried] + ["_row_id"])
     # a few hundred names: an in-set test on each row, no join
-    return typed.withColumn("_known_location", F.coalesce(F.col("location").isin(known_locations), F.lit(False)))
+    known = ", ".join(sql_string(name) for name in known_locations) or "NULL"
+    return typed.selectExpr("*", f"coalesce(location IN ({known}), false) AS _known_location")
 
 
 def later_copies(typed: DataFrame) -> DataFrame:
@@ -53,11 +62,7 @@ def later_copies(typed: DataFrame) -> DataFrame:
     twice = keys.groupBy("location", "date").count().where(F.col("count") > 1).drop("count")
     same_key = (keys["location"].eqNullSafe(twice["location"])) & (keys["date"].eqNullSafe(twice["date"]))
     in_twice = keys.join(twice, on=same_key, how="left_semi")
-    return (
-        number_copies(in_twice, ["location", "date"], [F.col("_row_id")])
-        .where(F.col("_copy") > 1)
-        .select("_row_id", "_copy")
-    )
+    return number_copies(in_twice, ["location", "date"], ["_row_id"]).where("_copy > 1").select("_row_id", "_copy")
 
 
 def resolve_copies(later: DataFrame, limit: int) -> DataFrame | None:
@@ -75,57 +80,49 @@ def flag_facts(typed: DataFrame, copies: DataFrame | None) -> DataFrame:
     """Adds `_rule`: the first fact rule the row fails, or null. One expression over the
     typed and trimmed columns; the details are built only for failed rows (fact_details)."""
     if copies is None:
-        numbered = typed.withColumn("_copy", F.lit(1))
+        numbered = typed.selectExpr("*", "1 AS _copy")
     else:
-        numbered = typed.join(F.broadcast(copies), on="_row_id", how="left").withColumn(
-            "_copy", F.coalesce(F.col("_copy"), F.lit(1))
+        numbered = (
+            typed.join(F.broadcast(copies.withColumnRenamed("_copy", "_later_copy")), on="_row_id", how="left")
+            .selectExpr("*", "coalesce(_later_copy, 1) AS _copy")
+            .drop("_later_copy")
         )
-    rule = F.lit(None).cast("string")
-    for name, failed, _ in reversed(fact_rules()):
-        rule = F.when(F.coalesce(failed, F.lit(False)), F.lit(name)).otherwise(rule)
-    return numbered.withColumn("_rule", rule)
+    return numbered.selectExpr("*", f"{first_failed_rule(fact_rules())} AS _rule")
 
 
 def fact_details(flagged: DataFrame) -> DataFrame:
     """The failed rows of flag_facts, with `_detail` for the rule each one failed."""
-    detail = F.lit(None).cast("string")
-    for name, _, why in fact_rules():
-        detail = F.when(F.col("_rule") == name, why).otherwise(detail)
-    return flagged.where(F.col("_rule").isNotNull()).withColumn("_detail", detail)
+    return flagged.where("_rule IS NOT NULL").selectExpr("*", f"{detail_of_rule(fact_rules())} AS _detail")
 
 
-def conform_facts(raw: DataFrame, countries: DataFrame, max_collected_copies: int = 100_000) -> DataFrame:
+def conform_facts(raw: DataFrame, known_locations: list[str], max_collected_copies: int = 100_000) -> DataFrame:
     """Typed fact rows flagged by the fact rules (`_rule`; `_detail` for failed rows
-    only in fact_details); `countries` is the typed country table, all rows.
+    only in fact_details); `known_locations` are country_data's locations, all rows.
 
     Speed (benchmarks/NOTES.md): no shuffle of whole rows. Duplicates are found by an
     aggregate of (location, date) alone and numbered in input order; every other rule
     is row-local, evaluated once in one expression, with no per-rule columns."""
-    known = sorted(r["location"] for r in countries.select("location").where(F.col("location").isNotNull()).collect())
-    typed = typed_facts(raw, known)
+    typed = typed_facts(raw, known_locations)
     return flag_facts(typed, resolve_copies(later_copies(typed), max_collected_copies))
 
 
 def join_daily(facts: DataFrame, countries: DataFrame) -> DataFrame:
     """Good facts joined with good country rows on location; where both carry a
     column the database's value wins (the CSV's is used only where it has none)."""
-    good_countries = countries.where(F.col("_rule").isNull()).select(
-        "location", *[F.col(c).alias(f"_db_{c}") for c in COUNTRY_ATTRIBUTES]
+    good_countries = countries.where("_rule IS NULL").selectExpr(
+        "location", *[f"{quote(c)} AS {quote('_db_' + c)}" for c in COUNTRY_ATTRIBUTES]
     )
-    joined = facts.where(F.col("_rule").isNull()).join(F.broadcast(good_countries), on="location", how="left")
-    schema = TRUSTED_TABLES["daily"]
+    joined = facts.where("_rule IS NULL").join(F.broadcast(good_countries), on="location", how="left")
     columns = []
-    for col in schema.columns:
+    for col in TRUSTED_TABLES["daily"].columns:
+        name, type_ = quote(col.name), col.type.value
         if col.name in COUNTRY_ATTRIBUTES:
-            csv_value = (
-                typed_column(F.col(f"_csv_{col.name}"), col.type)
-                if f"_csv_{col.name}" in joined.columns
-                else F.lit(None)
-            )
-            columns.append(F.coalesce(F.col(f"_db_{col.name}"), csv_value.cast(col.type.spark())).alias(col.name))
+            csv = f"_csv_{col.name}"
+            csv_value = typed_sql(quote(csv), col.type) if csv in joined.columns else "NULL"
+            columns.append(f"coalesce({quote('_db_' + col.name)}, CAST({csv_value} AS {type_})) AS {name}")
         else:
-            columns.append(F.col(col.name).cast(col.type.spark()).alias(col.name))
-    return joined.select(*columns)
+            columns.append(f"CAST({name} AS {type_}) AS {name}")
+    return joined.selectExpr(*columns)
 
 
 def latest_snapshot(daily: DataFrame) -> DataFrame:
@@ -144,6 +141,8 @@ class TrustedTables:
 
     facts: DataFrame
     countries: DataFrame
+    # `_rule` of every country row (None: passed), collected with the locations
+    country_verdicts: list[str | None] = field(default_factory=list)
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
 
     @cached_property
@@ -164,8 +163,9 @@ class TrustedTables:
 
 
 def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, max_collected_copies: int = 100_000) -> TrustedTables:
-    """Raw (string) frames of both sources -> the trusted tables. The country table is
-    collected and a duplicate check runs here (one narrow job); the rest is lazy."""
+    """Raw (string) frames of both sources -> the trusted tables. The country table's
+    locations and verdicts are collected and a duplicate check runs here (two narrow
+    jobs); the rest is lazy."""
     covid_raw = normalize_columns(covid_raw, "covid_data")
     country_raw = normalize_columns(country_raw, "country_data")
     require_columns(covid_raw, COVID_FACTS, "covid_data")
@@ -178,6 +178,8 @@ def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, max_collected_co
         if columns:
             log.warning("%s: optional columns missing, filled with nulls: %s", source, ", ".join(columns))
     countries = local_countries(conform_countries(country_raw))
-    facts = conform_facts(covid_raw, countries, max_collected_copies)
+    collected = countries.select("location", "_rule").collect()  # the one job on the country table
+    known = sorted({r["location"] for r in collected if r["location"] is not None})
+    facts = conform_facts(covid_raw, known, max_collected_copies)
     missing_columns = {k: v for k, v in missing.items() if v}
-    return TrustedTables(facts, countries, missing_columns)
+    return TrustedTables(facts, countries, [r["_rule"] for r in collected], missing_columns)

@@ -10,9 +10,11 @@ import json
 import logging
 
 from pyspark.sql import Observation, SparkSession
+from pyspark.sql import functions as F
 
 from covidlake.defaults import DEFAULT_MAX_REJECTED_SHARE
 from covidlake.schemas import TRUSTED_QUALITY_KEY
+from covidlake.spark_jobs import write_concurrently
 from covidlake.trusted.build import build_trusted, join_daily, latest_snapshot
 from covidlake.trusted.quality import (
     QualitySummary,
@@ -42,8 +44,9 @@ def write_trusted(
     share, then publish all three at once (or nothing).
 
     Jobs: the country table and the duplicate check (tiny, narrow), daily (the one pass
-    over every column, counting rows per rule as it goes), the failed rows only if
-    there are any, the snapshot from the staged daily table."""
+    over every column, counting rows per rule as it goes), then at once the rejected
+    rows (from the driver, or one pass over the failed rows if there are any) and the
+    snapshot from the staged daily table (counted as it is written)."""
     spark.conf.set(*NO_CONSTRAINT_PROPAGATION)
     tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv))
     staging = storage.staging_prefix("trusted", run_id)
@@ -57,14 +60,17 @@ def write_trusted(
         )
         counts = observed.get
         rejected = tables.rejected if counts["rejected"] else tables.rejected_countries
-        rejected.coalesce(1).write.mode("overwrite").parquet(storage.url(f"{staging}/rejected"))
+        snapshot_rows = Observation("snapshot")
         snapshot = latest_snapshot(spark.read.parquet(storage.url(f"{staging}/daily")))
-        snapshot.coalesce(1).orderBy("location").write.mode("overwrite").parquet(storage.url(f"{staging}/snapshot"))
-        staged = {n: spark.read.parquet(storage.url(f"{staging}/{n}")) for n in ("snapshot", "rejected")}
-        summary = summarize_counts(rows_in, counts, tables.countries, staged["snapshot"].count())
+        writes = {
+            "rejected": rejected.coalesce(1),
+            "snapshot": snapshot.observe(snapshot_rows, F.expr("count(1) AS rows")).coalesce(1).orderBy("location"),
+        }
+        write_concurrently({storage.url(f"{staging}/{name}"): df for name, df in writes.items()})
+        summary = summarize_counts(rows_in, counts, tables.country_verdicts, snapshot_rows.get["rows"])
         summary.missing_columns = tables.missing_columns
         log.info("quality summary: %s", json.dumps(summary.to_dict()))
-        check_rejected_share(summary, staged["rejected"], max_rejected_share)
+        check_rejected_share(summary, spark.read.parquet(storage.url(f"{staging}/rejected")), max_rejected_share)
         # Bookkeeping first, publication last: no write after the publish can fail and leave
         # trusted/ published but the step failed. The manifest is ingest's (raw/ is read-only here).
         storage.put_bytes(TRUSTED_QUALITY_KEY, json.dumps({"run_id": run_id, **summary.to_dict()}).encode())

@@ -57,23 +57,22 @@ def check_rejected_share(summary: QualitySummary, rejected: DataFrame, max_share
 
 def fact_counts() -> list[Column]:
     """Observed while daily is written: input rows, and rows failing each fact rule."""
-    names = [name for name, _, _ in fact_rules()]
-    per_rule = [F.count(F.when(F.col("_rule") == n, 1)).alias(n) for n in names]
-    return [F.count(F.lit(1)).alias("rows"), F.count("_rule").alias("rejected"), *per_rule]
+    per_rule = [f"count(CASE WHEN _rule = '{name}' THEN 1 END) AS {name}" for name, _, _ in fact_rules()]
+    return [F.expr(sql) for sql in ("count(1) AS rows", "count(_rule) AS rejected", *per_rule)]
 
 
 def summarize_counts(
-    rows_in: dict[str, int] | None, counts: dict[str, int], countries: DataFrame, snapshot_rows: int
+    rows_in: dict[str, int] | None, counts: dict[str, int], country_verdicts: list[str | None], snapshot_rows: int
 ) -> QualitySummary:
-    """The quality summary from the counts observed on the facts and the local country table."""
-    country_rules_failed = [r["_rule"] for r in countries.select("_rule").collect()]
+    """The quality summary from the counts observed on the facts and the verdicts
+    (`_rule`, None when passed) of the country rows."""
     rejected: dict[str, dict[str, int]] = {}
-    countries_failed = Counter(rule for rule in country_rules_failed if rule is not None)
+    countries_failed = Counter(rule for rule in country_verdicts if rule is not None)
     if countries_failed:
         rejected["country_data"] = dict(countries_failed)
     facts_failed = {name: counts[name] for name, _, _ in fact_rules() if counts[name]}
     if facts_failed:
         rejected["covid_data"] = facts_failed
-    rows_in = rows_in or {"covid_data": counts["rows"], "country_data": len(country_rules_failed)}
+    rows_in = rows_in or {"covid_data": counts["rows"], "country_data": len(country_verdicts)}
     rows_out = {"daily": counts["rows"] - counts["rejected"], "snapshot": snapshot_rows}
     return QualitySummary(rows_in, rows_out, rejected)

@@ -1,101 +1,106 @@
 """The quality rules: each row gets the first rule it fails (or none), with a detail
-naming the offending values; failed rows become the rejected table, never dropped silently."""
+naming the offending values; failed rows become the rejected table, never dropped silently.
+
+A rule is (name, failed, detail) with both as Spark SQL text over the typed columns and
+their raw strings (`_raw_<name>`): one string per rule is parsed in the JVM, where the
+Column API would make a py4j round trip per function call (hundreds per schema).
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame
 
 from covidlake.schemas import COUNTRY_DATA, COVID_FACTS, ColumnType, TableSchema
+from covidlake.trusted.typed import quote
 
 # Running totals may never be negative. OWID's new_* columns legitimately are when a
 # country revises its figures down, so they are not checked.
 NON_NEGATIVE = ("total_cases", "total_deaths", "total_cases_per_million", "total_deaths_per_million")
 POSITIVE = ("population", "population_density")
 
+Rule = tuple[str, str, str]
 
-def _list_failures(checks: dict[str, Column]) -> Column:
+
+def _list_failures(checks: dict[str, str]) -> str:
     """'col=value, …' for the checks that failed on a row."""
-    return F.concat_ws(
-        ", ",
-        *[
-            F.when(cond, F.concat(F.lit(f"{name}="), F.coalesce(F.col(f"_raw_{name}"), F.lit("null"))))
-            for name, cond in checks.items()
-        ],
-    )
+    parts = [
+        f"CASE WHEN {cond} THEN concat('{name}=', coalesce({quote('_raw_' + name)}, 'null')) END"
+        for name, cond in checks.items()
+    ]
+    return f"concat_ws(', ', {', '.join(parts)})"
 
 
-def _unparseable(schema: TableSchema) -> dict[str, Column]:
+def _unparseable(schema: TableSchema) -> dict[str, str]:
     return {
-        c.name: F.col(f"_raw_{c.name}").isNotNull() & F.col(c.name).isNull()
+        c.name: f"({quote('_raw_' + c.name)} IS NOT NULL AND {quote(c.name)} IS NULL)"
         for c in schema.columns
-        if c.type not in (ColumnType.STRING,)
+        if c.type is not ColumnType.STRING
     }
 
 
-def fact_rules(schema: TableSchema = COVID_FACTS) -> list[tuple[str, Column, Column]]:
+def _any(conditions) -> str:
+    return "(" + " OR ".join(f"coalesce({cond}, false)" for cond in conditions) + ")"
+
+
+def _copy_detail() -> str:
+    return "concat('copy ', CAST(_copy AS string))"
+
+
+def fact_rules(schema: TableSchema = COVID_FACTS) -> list[Rule]:
     """(rule, failed, detail) in the order they are tried; a row gets the first it fails."""
     unparseable = _unparseable(schema)
-    bad_date = {"date": unparseable.pop("date") | F.col("date").isNull()}
-    negative = {c: F.col(c) < 0 for c in NON_NEGATIVE}
+    bad_date = {"date": f"({unparseable.pop('date')} OR date IS NULL)"}
+    negative = {c: f"{quote(c)} < 0" for c in NON_NEGATIVE}
     return [
-        ("missing_location", F.col("location").isNull(), F.lit("location is empty")),
+        ("missing_location", "location IS NULL", "'location is empty'"),
         ("unparseable_date", bad_date["date"], _list_failures(bad_date)),
         ("unparseable_number", _any(unparseable.values()), _list_failures(unparseable)),
         ("negative_count", _any(negative.values()), _list_failures(negative)),
-        ("unknown_location", ~F.col("_known_location"), F.lit("location is not in country_data")),
-        ("duplicate_location_date", F.col("_copy") > 1, F.concat(F.lit("copy "), F.col("_copy").cast("string"))),
+        ("unknown_location", "NOT _known_location", "'location is not in country_data'"),
+        ("duplicate_location_date", "_copy > 1", _copy_detail()),
     ]
 
 
-def country_rules(schema: TableSchema = COUNTRY_DATA) -> list[tuple[str, Column, Column]]:
+def country_rules(schema: TableSchema = COUNTRY_DATA) -> list[Rule]:
     unparseable = _unparseable(schema)
-    hdi = {"human_development_index": ~F.col("human_development_index").between(0, 1)}
-    positive = {c: F.col(c) <= 0 for c in POSITIVE}
+    hdi = {"human_development_index": "NOT (human_development_index BETWEEN 0 AND 1)"}
+    positive = {c: f"{quote(c)} <= 0" for c in POSITIVE}
     return [
-        ("missing_location", F.col("location").isNull(), F.lit("location is empty")),
+        ("missing_location", "location IS NULL", "'location is empty'"),
         ("unparseable_number", _any(unparseable.values()), _list_failures(unparseable)),
         ("hdi_out_of_range", hdi["human_development_index"], _list_failures(hdi)),
         ("non_positive_population", _any(positive.values()), _list_failures(positive)),
-        ("duplicate_location", F.col("_copy") > 1, F.concat(F.lit("copy "), F.col("_copy").cast("string"))),
+        ("duplicate_location", "_copy > 1", _copy_detail()),
     ]
 
 
-def _any(conditions) -> Column:
-    conditions = list(conditions)
-    out = F.lit(False)
-    for cond in conditions:
-        out = out | F.coalesce(cond, F.lit(False))
-    return out
+def first_failed_rule(rules: list[Rule]) -> str:
+    """SQL: the name of the first rule the row fails, or null."""
+    return "CASE " + " ".join(f"WHEN coalesce({failed}, false) THEN '{name}'" for name, failed, _ in rules) + " END"
 
 
-def apply_rules(df: DataFrame, rules: list[tuple[str, Column, Column]]) -> DataFrame:
-    """Adds `_rule` (the first rule failed, or null) and `_detail`.
-
-    Each rule's verdict is materialised as its own column first, so the rule and
-    detail chains below refer to plain columns: nesting the conditions themselves
-    makes Catalyst's plans (and its optimisation time) grow with every rule."""
-    flags = df.select("*", *[F.coalesce(failed, F.lit(False)).alias(f"_fails_{name}") for name, failed, _ in rules])
-    rule, detail = F.lit(None).cast("string"), F.lit(None).cast("string")
-    for name, _, why in reversed(rules):
-        rule = F.when(F.col(f"_fails_{name}"), F.lit(name)).otherwise(rule)
-        detail = F.when(F.col(f"_fails_{name}"), why).otherwise(detail)
-    return flags.withColumn("_rule", rule).withColumn("_detail", detail).drop(*[f"_fails_{n}" for n, _, _ in rules])
+def detail_of_rule(rules: list[Rule]) -> str:
+    """SQL: the detail of the rule named in `_rule` (null when it is null)."""
+    return "CASE _rule " + " ".join(f"WHEN '{name}' THEN {detail}" for name, _, detail in rules) + " END"
 
 
-def number_copies(df: DataFrame, keys: list[str], order: list[Column] | None = None) -> DataFrame:
-    """`_copy` = 1 for the first row of each key (deterministic order: `order`, by
-    default the raw strings), 2.. for the rest."""
-    order = order or [F.col(c).asc_nulls_last() for c in df.columns if c.startswith("_raw_")]
-    return df.withColumn("_copy", F.row_number().over(Window.partitionBy(*keys).orderBy(*order)))
+def apply_rules(df: DataFrame, rules: list[Rule]) -> DataFrame:
+    """Adds `_rule` (the first rule failed, or null) and `_detail`."""
+    return df.selectExpr("*", f"{first_failed_rule(rules)} AS _rule").selectExpr(
+        "*", f"{detail_of_rule(rules)} AS _detail"
+    )
+
+
+def number_copies(df: DataFrame, keys: list[str], order: list[str] | None = None) -> DataFrame:
+    """`_copy` = 1 for the first row of each key (deterministic order: `order`, SQL
+    sort expressions, by default the raw strings), 2.. for the rest."""
+    order = order or [f"{quote(c)} ASC NULLS LAST" for c in df.columns if c.startswith("_raw_")]
+    partition = ", ".join(quote(k) for k in keys)
+    return df.selectExpr("*", f"row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) AS _copy")
 
 
 def rejected_rows(flagged: DataFrame, source: str) -> DataFrame:
-    date = F.col("_raw_date") if "_raw_date" in flagged.columns else F.lit(None).cast("string")
-    return flagged.where(F.col("_rule").isNotNull()).select(
-        F.lit(source).alias("source"),
-        F.col("_rule").alias("rule"),
-        F.col("location"),
-        date.alias("date"),
-        F.col("_detail").alias("detail"),
+    date = "_raw_date" if "_raw_date" in flagged.columns else "CAST(NULL AS string)"
+    return flagged.where("_rule IS NOT NULL").selectExpr(
+        f"'{source}' AS source", "_rule AS rule", "location", f"{date} AS date", "_detail AS detail"
     )

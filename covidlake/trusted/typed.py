@@ -7,8 +7,7 @@ one that did not parse.
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 
 from covidlake.errors import SchemaError
 from covidlake.schemas import ColumnType, TableSchema, canonical_columns
@@ -35,12 +34,25 @@ def require_columns(df: DataFrame, schema: TableSchema, where: str) -> None:
         raise SchemaError(f"{where}: missing required column(s) {', '.join(missing)}")
 
 
-def typed_column(raw: Column, type_: ColumnType) -> Column:
+def quote(name: str) -> str:
+    """A Spark SQL identifier (any header text, backticks doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def sql_string(value: str) -> str:
+    """A Spark SQL string literal (backslash escapes, the parser's default)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def typed_sql(raw: str, type_: ColumnType) -> str:
+    """The SQL that types the raw string expression `raw` as declared. (SQL text, not
+    Column calls: each pyspark.sql.functions call is a py4j round trip of milliseconds,
+    and a wide schema makes hundreds of them; a SQL string is parsed in the JVM.)"""
     if type_ is ColumnType.DATE:
-        return F.to_date(raw, DATE_FORMAT)
+        return f"to_date({raw}, '{DATE_FORMAT}')"
     if type_ is ColumnType.STRING:
-        return F.nullif(F.trim(raw), F.lit(""))
-    return F.trim(raw).cast(type_.spark())
+        return f"nullif(trim({raw}), '')"
+    return f"CAST(trim({raw}) AS {type_.value})"
 
 
 def with_raw_and_typed(df: DataFrame, schema: TableSchema, keep: list[str] | None = None) -> DataFrame:
@@ -48,8 +60,8 @@ def with_raw_and_typed(df: DataFrame, schema: TableSchema, keep: list[str] | Non
     raw strings as `_raw_<name>` so rules can tell an empty field from a bad one."""
     typed, raw = [], []
     for col in schema.columns:
-        source = F.col(f"`{col.name}`") if col.name in df.columns else F.lit(None).cast("string")
-        typed.append(typed_column(source, col.type).alias(col.name))
-        raw.append(F.nullif(F.trim(source), F.lit("")).alias(f"_raw_{col.name}"))
-    extra = [F.col(c) for c in (keep or []) if c in df.columns and c not in schema.column_names]
-    return df.select(*typed, *extra, *raw)
+        source = quote(col.name) if col.name in df.columns else "CAST(NULL AS string)"
+        typed.append(f"{typed_sql(source, col.type)} AS {quote(col.name)}")
+        raw.append(f"nullif(trim({source}), '') AS {quote('_raw_' + col.name)}")
+    extra = [quote(c) for c in (keep or []) if c in df.columns and c not in schema.column_names]
+    return df.selectExpr(*typed, *extra, *raw)

@@ -169,7 +169,7 @@ def test_share_over_threshold_fails_naming_rule_and_examples(spark, countries_ra
     observed = Observation("facts")  # counted as write_trusted counts them: while the facts pass
     tables.facts.observe(observed, *fact_counts()).collect()
     rows_in = {"covid_data": 2, "country_data": 3}
-    summary = summarize_counts(rows_in, observed.get, tables.countries, tables.snapshot.count())
+    summary = summarize_counts(rows_in, observed.get, tables.country_verdicts, tables.snapshot.count())
     assert summary.rejected == {"covid_data": {"negative_count": 1}}
     with pytest.raises(QualityError, match=r"covid_data: 50.0% of 2 rows.*negative_count.*Aland 2024-01-02"):
         check_rejected_share(summary, tables.rejected, 0.05)
