@@ -21,7 +21,15 @@ from covidlake.trusted.rules import (
     number_copies,
     rejected_rows,
 )
-from covidlake.trusted.typed import normalize_columns, quote, require_columns, sql_string, typed_sql, with_raw_and_typed
+from covidlake.trusted.typed import (
+    DATE_FORMAT,
+    normalize_columns,
+    quote,
+    require_columns,
+    sql_string,
+    typed_sql,
+    with_raw_and_typed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +103,33 @@ def fact_details(flagged: DataFrame) -> DataFrame:
     return flagged.where("_rule IS NOT NULL").selectExpr("*", f"{detail_of_rule(fact_rules())} AS _detail")
 
 
-def conform_facts(raw: DataFrame, known_locations: list[str], max_collected_copies: int = 100_000) -> DataFrame:
+def conform_facts(
+    raw: DataFrame, known_locations: list[str], max_collected_copies: int = 100_000, assume_unique: bool = False
+) -> DataFrame:
     """Typed fact rows flagged by the fact rules (`_rule`; `_detail` for failed rows
     only in fact_details); `known_locations` are country_data's locations, all rows.
 
     Speed (benchmarks/NOTES.md): no shuffle of whole rows. Duplicates are found by an
     aggregate of (location, date) alone and numbered in input order; every other rule
-    is row-local, evaluated once in one expression, with no per-rule columns."""
+    is row-local, evaluated once in one expression, with no per-rule columns. With
+    `assume_unique` that job is skipped: the caller checks the staged tables instead
+    (repeated_keys) and builds again without it if a key repeats."""
     typed = typed_facts(raw, known_locations)
+    if assume_unique:
+        return flag_facts(typed, None)
     return flag_facts(typed, resolve_copies(later_copies(typed), max_collected_copies))
+
+
+def repeated_keys(daily: DataFrame, rejected: DataFrame) -> bool:
+    """Whether a (location, date) occurs twice among the rows a duplicate check numbers
+    that can matter: the daily rows and the rejected facts with a location and a date
+    (a row rejected by an earlier rule can still be the first copy). Rows without a
+    location or date already fail an earlier rule, as does every copy of them."""
+    rejected_keys = rejected.where("source = 'covid_data' AND location IS NOT NULL").selectExpr(
+        "location", f"to_date(date, '{DATE_FORMAT}') AS date"
+    )
+    keys = daily.select("location", "date").unionByName(rejected_keys.where("date IS NOT NULL"))
+    return bool(keys.groupBy("location", "date").count().where("count > 1").limit(1).collect())
 
 
 def join_daily(facts: DataFrame, countries: DataFrame) -> DataFrame:
@@ -162,7 +188,9 @@ class TrustedTables:
         return rejected_rows(self.countries, "country_data")
 
 
-def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, max_collected_copies: int = 100_000) -> TrustedTables:
+def build_trusted(
+    covid_raw: DataFrame, country_raw: DataFrame, max_collected_copies: int = 100_000, assume_unique: bool = False
+) -> TrustedTables:
     """Raw (string) frames of both sources -> the trusted tables. The country table's
     locations and verdicts are collected and a duplicate check runs here (two narrow
     jobs); the rest is lazy."""
@@ -180,6 +208,6 @@ def build_trusted(covid_raw: DataFrame, country_raw: DataFrame, max_collected_co
     countries = local_countries(conform_countries(country_raw))
     collected = countries.select("location", "_rule").collect()  # the one job on the country table
     known = sorted({r["location"] for r in collected if r["location"] is not None})
-    facts = conform_facts(covid_raw, known, max_collected_copies)
+    facts = conform_facts(covid_raw, known, max_collected_copies, assume_unique)
     missing_columns = {k: v for k, v in missing.items() if v}
     return TrustedTables(facts, countries, [r["_rule"] for r in collected], missing_columns)

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from covidlake.defaults import DEFAULT_MAX_REJECTED_SHARE
 from covidlake.schemas import TRUSTED_QUALITY_KEY
 from covidlake.spark_jobs import write_concurrently
-from covidlake.trusted.build import build_trusted, join_daily, latest_snapshot
+from covidlake.trusted.build import TrustedTables, build_trusted, join_daily, latest_snapshot, repeated_keys
 from covidlake.trusted.quality import (
     QualitySummary,
     check_rejected_share,
@@ -43,34 +43,32 @@ def write_trusted(
     """Read both raw CSVs, write the trusted tables to staging, check the rejected
     share, then publish all three at once (or nothing).
 
-    Jobs: the country table and the duplicate check (tiny, narrow), daily (the one pass
-    over every column, counting rows per rule as it goes), then at once the rejected
-    rows (from the driver, or one pass over the failed rows if there are any) and the
-    snapshot from the staged daily table (counted as it is written)."""
+    Jobs: the country table (tiny), daily (the one pass over every column, counting
+    rows per rule as it goes), then at once the rejected rows (from the driver, or one
+    pass over the failed rows if there are any) and the snapshot from the staged daily
+    table (counted as it is written); last the duplicate check on the staged keys (two
+    narrow Parquet columns). Only if a (location, date) repeats are the copies numbered
+    from the CSV and the tables staged again."""
     spark.conf.set(*NO_CONSTRAINT_PROPAGATION)
-    tables = build_trusted(read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv))
+    raw = read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv)
     staging = storage.staging_prefix("trusted", run_id)
+    tables = build_trusted(*raw, assume_unique=True)
     try:
-        observed = Observation("covid_facts")
-        facts = tables.facts.observe(observed, *fact_counts())
-        # no shuffle before this write: never fewer tasks than cores
-        files = max(daily_files, spark.sparkContext.defaultParallelism)
-        join_daily(facts, tables.countries).coalesce(files).write.mode("overwrite").parquet(
-            storage.url(f"{staging}/daily")
-        )
-        counts = observed.get
-        rejected = tables.rejected if counts["rejected"] else tables.rejected_countries
-        snapshot_rows = Observation("snapshot")
-        snapshot = latest_snapshot(spark.read.parquet(storage.url(f"{staging}/daily")))
-        writes = {
-            "rejected": rejected.coalesce(1),
-            "snapshot": snapshot.observe(snapshot_rows, F.expr("count(1) AS rows")).coalesce(1).orderBy("location"),
-        }
-        write_concurrently({storage.url(f"{staging}/{name}"): df for name, df in writes.items()})
-        summary = summarize_counts(rows_in, counts, tables.country_verdicts, snapshot_rows.get["rows"])
+        counts, snapshot_rows = stage_tables(spark, storage, tables, staging, daily_files)
+
+        def staged(name: str):
+            return spark.read.parquet(storage.url(f"{staging}/{name}"))
+
+        if repeated_keys(staged("daily"), staged("rejected")):
+            # rare: number the copies (one more pass over the CSV) and stage again
+            log.info("covid_data repeats a (location, date): numbering the copies")
+            tables.countries.unpersist()
+            tables = build_trusted(*raw)
+            counts, snapshot_rows = stage_tables(spark, storage, tables, staging, daily_files)
+        summary = summarize_counts(rows_in, counts, tables.country_verdicts, snapshot_rows)
         summary.missing_columns = tables.missing_columns
         log.info("quality summary: %s", json.dumps(summary.to_dict()))
-        check_rejected_share(summary, spark.read.parquet(storage.url(f"{staging}/rejected")), max_rejected_share)
+        check_rejected_share(summary, staged("rejected"), max_rejected_share)
         # Bookkeeping first, publication last: no write after the publish can fail and leave
         # trusted/ published but the step failed. The manifest is ingest's (raw/ is read-only here).
         storage.put_bytes(TRUSTED_QUALITY_KEY, json.dumps({"run_id": run_id, **summary.to_dict()}).encode())
@@ -79,3 +77,23 @@ def write_trusted(
         tables.countries.unpersist()
         storage.delete_prefix(staging)
     return summary
+
+
+def stage_tables(spark: SparkSession, storage, tables: TrustedTables, staging: str, daily_files: int):
+    """Write daily, then rejected and snapshot side by side, to staging; returns the
+    counts observed on the facts and the snapshot's row count."""
+    observed = Observation("covid_facts")
+    facts = tables.facts.observe(observed, *fact_counts())
+    # no shuffle before this write: never fewer tasks than cores
+    files = max(daily_files, spark.sparkContext.defaultParallelism)
+    join_daily(facts, tables.countries).coalesce(files).write.mode("overwrite").parquet(storage.url(f"{staging}/daily"))
+    counts = observed.get
+    rejected = tables.rejected if counts["rejected"] else tables.rejected_countries
+    snapshot_rows = Observation("snapshot")
+    snapshot = latest_snapshot(spark.read.parquet(storage.url(f"{staging}/daily")))
+    writes = {
+        "rejected": rejected.coalesce(1),
+        "snapshot": snapshot.observe(snapshot_rows, F.expr("count(1) AS rows")).coalesce(1).orderBy("location"),
+    }
+    write_concurrently({storage.url(f"{staging}/{name}"): df for name, df in writes.items()})
+    return counts, snapshot_rows.get["rows"]

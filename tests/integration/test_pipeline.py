@@ -194,3 +194,50 @@ def test_cli_run_shows_each_stage_once_and_no_spark_banner(tmp_path):
     for line, label in zip(lines, STAGE_LABELS.values(), strict=True):
         assert line.strip().startswith(label) and " s" in line
     assert "247 rows" in lines[1] and "kB/s" in lines[1]
+
+
+def _write_csv(path, header, rows):
+    path.write_text("\n".join([",".join(header), *(",".join(r) for r in rows)]) + "\n")
+
+
+REPEATS = {
+    "none": ([], {}),
+    "behind a rejected row": ([("ALA", "Aland", "2024-01-01", "3", "1", "1")], {"Aland": "copy 2"}),
+    "among daily rows": ([("BOR", "Borduria", "2024-01-01", "6", "0", "0")], {"Borduria": "copy 2"}),
+}
+
+
+@pytest.mark.parametrize("repeats", list(REPEATS))
+def test_repeated_keys_are_numbered_when_the_staged_tables_show_them(spark, tmp_path, repeats):
+    """write_trusted stages on the assumption that no (location, date) repeats and checks
+    the staged keys; a repeat, even behind a row an earlier rule rejected, makes it
+    number the copies and stage again. Without repeats the tables are the single pass's."""
+    from tests.unit.test_etl import COUNTRY_HEADER, FACT_HEADER
+
+    facts = [
+        ("ALA", "Aland", "2024-01-01", "-1", "1", "1"),  # rejected (negative_count), but the first copy
+        ("ALA", "Aland", "2024-01-02", "10", "1", "1"),
+        ("BOR", "Borduria", "2024-01-01", "5", "0", "0"),
+    ]
+    extra, copies = REPEATS[repeats]
+    facts += extra
+    _write_csv(tmp_path / "facts.csv", FACT_HEADER, facts)
+    _write_csv(
+        tmp_path / "countries.csv",
+        COUNTRY_HEADER,
+        [("Aland", "Europe", "1000", "10", "20000", "0.9"), ("Borduria", "Europe", "2000", "20", "5000", "0.6")],
+    )
+    lake = LocalStorage(tmp_path / "lake")
+    summary = write_trusted(
+        spark, lake, f"file://{tmp_path}/facts.csv", f"file://{tmp_path}/countries.csv", "t3", max_rejected_share=1.0
+    )
+    daily = sorted(
+        (r["location"], str(r["date"]), r["total_cases"])
+        for r in table(tmp_path / "lake", "trusted", "daily").to_pylist()
+    )
+    assert daily == [("Aland", "2024-01-02", 10.0), ("Borduria", "2024-01-01", 5.0)]
+    assert summary.rejected["covid_data"] == {"negative_count": 1, **({"duplicate_location_date": 1} if copies else {})}
+    rejected = table(tmp_path / "lake", "trusted", "rejected").to_pylist()
+    duplicates = {r["location"]: r["detail"] for r in rejected if r["rule"] == "duplicate_location_date"}
+    assert duplicates == copies
+    assert summary.rows_out == {"daily": 2, "snapshot": 2}
