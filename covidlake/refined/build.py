@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from covidlake.refined.tables import countries
 from covidlake.schemas import COUNTRIES, REFINED_TABLES, REFINED_VERSION_KEY, RefinedTable, check_refined_tables
+from covidlake.spark_jobs import write_concurrently
 
 
 def builder(table: RefinedTable) -> Callable[..., DataFrame]:
@@ -43,16 +44,18 @@ def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:
     """Write every table to staging, publish them together, then the version marker."""
     snapshot = spark.read.parquet(storage.url("trusted/snapshot"))
     staging = storage.staging_prefix("refined", run_id)
-    rows: dict[str, int] = {}
     try:
-        for name, df in build_refined(snapshot).items():
-            # One ordered file per table keeps the table's natural order for readers; its
-            # rows are counted as it is written (no re-read, no second job).
-            counted = Observation(f"refined_{name}")
-            df.observe(counted, F.count(F.lit(1)).alias("rows")).coalesce(1).write.mode("overwrite").parquet(
-                storage.url(f"{staging}/{name}")
-            )
-            rows[name] = counted.get["rows"]
+        counted = {name: Observation(f"refined_{name}") for name in REFINED_TABLES}
+        # One ordered file per table keeps the table's natural order for readers; its rows
+        # are counted as it is written (no re-read, no second job); the tables are tiny, so
+        # their writes run side by side.
+        write_concurrently(
+            {
+                storage.url(f"{staging}/{name}"): df.observe(counted[name], F.count(F.lit(1)).alias("rows")).coalesce(1)
+                for name, df in build_refined(snapshot).items()
+            }
+        )
+        rows = {name: observation.get["rows"] for name, observation in counted.items()}
         storage.publish({f"{staging}/{name}": f"refined/{name}" for name in rows})
     finally:
         storage.delete_prefix(staging)
