@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from covidlake.refined.tables import countries
 from covidlake.schemas import COUNTRIES, REFINED_TABLES, REFINED_VERSION_KEY, RefinedTable, check_refined_tables
-from covidlake.spark_jobs import write_concurrently
+from covidlake.spark_jobs import ConcurrentWrites
 
 
 def builder(table: RefinedTable) -> Callable[..., DataFrame]:
@@ -27,8 +27,11 @@ def builder(table: RefinedTable) -> Callable[..., DataFrame]:
     return getattr(importlib.import_module(module), function)
 
 
-def build_refined(snapshot: DataFrame) -> dict[str, DataFrame]:
-    """The trusted snapshot -> every refined table, keyed by name, in registry order."""
+def build_refined(
+    snapshot: DataFrame, on_built: Callable[[str, DataFrame], None] | None = None
+) -> dict[str, DataFrame]:
+    """The trusted snapshot -> every refined table, keyed by name, in registry order;
+    `on_built(name, df)` is called as each table is built, before the next is."""
     check_refined_tables(REFINED_TABLES)
     # A frame another table reads is cached, so it is computed once (K-Means fitted once).
     read_again = {name for table in REFINED_TABLES.values() for name in table.inputs}
@@ -37,6 +40,8 @@ def build_refined(snapshot: DataFrame) -> dict[str, DataFrame]:
     for name, table in REFINED_TABLES.items():
         df = builder(table)(*(frames[i] for i in table.inputs))
         frames[name] = tables[name] = df.cache() if name in read_again else df
+        if on_built:
+            on_built(name, tables[name])
     return tables
 
 
@@ -46,15 +51,17 @@ def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:
     staging = storage.staging_prefix("refined", run_id)
     try:
         counted = {name: Observation(f"refined_{name}") for name in REFINED_TABLES}
+
         # One ordered file per table keeps the table's natural order for readers; its rows
-        # are counted as it is written (no re-read, no second job); the tables are tiny, so
-        # their writes run side by side.
-        write_concurrently(
-            {
-                storage.url(f"{staging}/{name}"): df.observe(counted[name], F.count(F.lit(1)).alias("rows")).coalesce(1)
-                for name, df in build_refined(snapshot).items()
-            }
-        )
+        # are counted as it is written (no re-read, no second job). The tables are tiny, so
+        # each is written as soon as it is built, beside the building of the next: the SQL
+        # tables' writes run while K-Means (eager, ~20 small jobs) fits.
+        def write(name: str, df: DataFrame) -> None:
+            counted_rows = df.observe(counted[name], F.count(F.lit(1)).alias("rows"))
+            writes.submit(counted_rows.coalesce(1), storage.url(f"{staging}/{name}"))
+
+        with ConcurrentWrites() as writes:
+            build_refined(snapshot, on_built=write)
         rows = {name: observation.get["rows"] for name, observation in counted.items()}
         storage.publish({f"{staging}/{name}": f"refined/{name}" for name in rows})
     finally:

@@ -1,4 +1,4 @@
-"""write_concurrently: every write runs, the first error is raised after all have ended."""
+"""ConcurrentWrites and write_concurrently: every write runs, the first error is raised after all have ended."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from covidlake.spark_jobs import write_concurrently
+from covidlake.spark_jobs import ConcurrentWrites, write_concurrently
 
 
 class FakeFrame:
@@ -51,3 +51,16 @@ def test_no_error_means_every_url_written():
     written = []
     write_concurrently({url: FakeFrame(written.append) for url in ("x", "y", "z")})
     assert sorted(written) == ["x", "y", "z"]
+
+
+def test_an_error_in_the_block_wins_and_the_submitted_writes_still_end():
+    done = []
+
+    def slow(url):
+        time.sleep(0.3)
+        done.append(url)
+
+    with pytest.raises(ValueError, match="K-Means failed"), ConcurrentWrites() as writes:
+        writes.submit(FakeFrame(slow), "continent_stats")
+        raise ValueError("K-Means failed")
+    assert done == ["continent_stats"]  # ended before the error reached the caller
