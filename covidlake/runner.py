@@ -16,6 +16,7 @@ from pathlib import Path
 from covidlake.local import embedded_postgres, serve_file
 from covidlake.lock import run_lock
 from covidlake.query import DuckDBBackend
+from covidlake.raw.download import declared_size
 from covidlake.raw.ingest import IngestResult, ingest, latest_manifest
 from covidlake.raw.postgres import load_country_data
 from covidlake.report import save_run_summary
@@ -99,14 +100,14 @@ def run_pipeline(
 
 
 def _run_stages(settings, storage, report, source_url, db_url, country_csv, force) -> None:
-    prestart = prestart_spark(settings, storage)
+    source_url = source_url or settings.source_url
+    prestart = prestart_spark(settings, storage, source_url)
     with ExitStack() as stack:
         db_url = db_url or settings.db_url
         if db_url is None:
             with timed(report, "database"):
                 db_url = stack.enter_context(embedded_postgres(settings.state_dir))
                 load_country_data(db_url, country_csv or BUNDLED_DATA / "country_data.csv", settings)
-        source_url = source_url or settings.source_url
         if source_url is None:
             source_url = stack.enter_context(serve_file(BUNDLED_DATA / "covid_data.csv"))
         with timed(report, "ingest"):
@@ -119,9 +120,11 @@ def _run_stages(settings, storage, report, source_url, db_url, country_csv, forc
     save_run_summary(storage, report)  # lake/report/run.json: `covidlake report` shows the last run
 
 
-def prestart_spark(settings: Settings, storage: LakeStorage) -> threading.Thread | None:
+def prestart_spark(settings: Settings, storage: LakeStorage, source_url: str | None) -> threading.Thread | None:
     """Start the local Spark JVM while the database and ingest stages run (seconds that
-    they mostly spend waiting); run_spark_stages then finds the session up."""
+    they mostly spend waiting); run_spark_stages then finds the session up. The JVM is
+    sized for the input's expected size (the bundled file's, or the size a HEAD request
+    to the source declares; unknown counts as large)."""
     if not isinstance(storage, LocalStorage):
         return None
 
@@ -129,7 +132,11 @@ def prestart_spark(settings: Settings, storage: LakeStorage) -> threading.Thread
         try:
             from covidlake.spark import local_session
 
-            local_session(settings)
+            if source_url is None:
+                expected = (BUNDLED_DATA / "covid_data.csv").stat().st_size
+            else:
+                expected = declared_size(source_url, settings) or 0
+            local_session(settings, expected)
         except Exception:  # the start in run_spark_stages reports it
             log.debug("early Spark start failed", exc_info=True)
 

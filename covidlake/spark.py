@@ -19,11 +19,23 @@ LOG4J2 = Path(__file__).with_name("log4j2.properties")
 # a ~130-column projection has such methods: they would run interpreted for every row
 # (the daily write measured 20-23 s with the default, 11-12 s without it, warm, 4.3e5 rows).
 DRIVER_JAVA_OPTIONS = ("-XX:-DontCompileHugeMethods",)
+# A short run ends before HotSpot's optimising compiler (C2) has compiled Spark's hot code,
+# so for inputs up to QUICK_JIT_MAX_BYTES the driver stops at the quick compiler (C1).
+# Measured one fresh JVM per run (benchmarks/NOTES.md): C1 ahead by 10-20 % on the bundled
+# data, 4.3x10^5 and 10^6 rows (276 MB), three times slower at 10^7 rows (2.7 GB).
+QUICK_JIT_MAX_BYTES = 256 * 1024**2
+QUICK_JIT_OPTIONS = ("-XX:TieredStopAtLevel=1",)
 
 
 def shuffle_partitions_for(input_bytes: int, cores: int | None = None) -> int:
     cores = cores or os.cpu_count() or 2
     return max(cores, -(-input_bytes // BYTES_PER_SHUFFLE_PARTITION))
+
+
+def driver_java_options(input_bytes: int) -> str:
+    """The local driver's JVM options; `input_bytes` 0 means unknown (sized for large)."""
+    quick = QUICK_JIT_OPTIONS if 0 < input_bytes <= QUICK_JIT_MAX_BYTES else ()
+    return " ".join((f"-Dlog4j.configurationFile=file:{LOG4J2}", *DRIVER_JAVA_OPTIONS, *quick))
 
 
 def _java17_available() -> bool:
@@ -62,10 +74,8 @@ def local_session(settings: Settings, input_bytes: int = 0, app_name: str = "cov
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.memory", settings.spark_driver_memory)
-        .config(
-            "spark.driver.extraJavaOptions",
-            " ".join((f"-Dlog4j.configurationFile=file:{LOG4J2}", *DRIVER_JAVA_OPTIONS)),
-        )
+        # JVM options apply when this call starts the JVM (not to a session already up)
+        .config("spark.driver.extraJavaOptions", driver_java_options(input_bytes))
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.sql.adaptive.enabled", "true")
         # see covidlake.trusted.job.NO_CONSTRAINT_PROPAGATION: plan optimisation time, not data, dominated

@@ -91,6 +91,21 @@ def download_deadline(resp, deadline: float, seconds: float, url: str) -> Iterat
         raise SourceError(message)
 
 
+def declared_size(url: str, settings: Settings) -> int | None:
+    """The Content-Length a HEAD request to url declares; None when unknown (not HTTP,
+    no such header, any error). A hint asked ahead of the download (see runner.prestart_spark)."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        return None
+    try:
+        with _redirect_checking_session(settings) as session:
+            timeout = (settings.http_connect_timeout, settings.http_connect_timeout)
+            resp = session.head(url, allow_redirects=True, timeout=timeout)
+        length = resp.headers.get("Content-Length", "") if resp.ok else ""
+    except Exception:  # a hint only: the download reports the source's problems
+        return None
+    return int(length) if length.isdigit() else None
+
+
 def download_csv(url: str, dest: Path, settings: Settings) -> Capture:
     """Stream url to dest with timeouts, retries with backoff on connection errors and
     5xx, a size limit and a Content-Length check. Raises SourceError; dest is removed."""

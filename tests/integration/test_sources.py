@@ -8,7 +8,8 @@ import hashlib
 import pytest
 
 from covidlake.errors import SchemaError, SourceError
-from covidlake.raw.download import download_csv
+from covidlake.local import serve_file
+from covidlake.raw.download import declared_size, download_csv
 from covidlake.raw.postgres import extract_country_data, load_country_data
 from covidlake.settings import BUNDLED_DATA
 
@@ -23,6 +24,17 @@ def test_download_streams_hashes_and_counts_rows(settings, tmp_path):
     assert capture.sha256 == hashlib.sha256(CSV).hexdigest()
     assert (capture.bytes, capture.rows) == (len(CSV), 247)
     assert (tmp_path / "c.csv").read_bytes() == CSV
+
+
+def test_declared_size_is_what_a_head_request_says_or_none(settings, tmp_path):
+    (tmp_path / "covid.csv").write_bytes(CSV)
+    with serve_file(tmp_path / "covid.csv") as url:
+        assert declared_size(url, settings) == len(CSV)
+    with http_server(lambda h, n: send(h, 200, CSV)) as (url, hits):  # answers GET only: 501
+        assert declared_size(f"{url}/covid.csv", settings) is None
+    assert hits == []  # the hint never counts as a download attempt
+    assert declared_size("s3://bucket/covid.csv", settings) is None
+    assert declared_size("http://127.0.0.1:9/covid.csv", settings) is None  # nothing listens
 
 
 def test_download_retries_5xx_then_succeeds(settings, tmp_path):
