@@ -127,6 +127,10 @@ def prestart_spark(settings: Settings, storage: LakeStorage, source_url: str | N
     to the source declares; unknown counts as large)."""
     if not isinstance(storage, LocalStorage):
         return None
+    # requests adds a warning filter as it is imported; imported in the thread, the filter
+    # could be undone by the database stage's warnings.catch_warnings (not thread-safe)
+    # and urllib3's SOCKS DependencyWarning would reach stderr
+    import requests  # noqa: F401
 
     def start() -> None:
         try:
