@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, Observation, SparkSession
@@ -28,21 +29,33 @@ def builder(table: RefinedTable) -> Callable[..., DataFrame]:
 
 
 def build_refined(
-    snapshot: DataFrame, on_built: Callable[[str, DataFrame], None] | None = None
+    snapshot: DataFrame, on_built: Callable[[str, DataFrame], None] | None = None, max_workers: int = 4
 ) -> dict[str, DataFrame]:
     """The trusted snapshot -> every refined table, keyed by name, in registry order;
-    `on_built(name, df)` is called as each table is built, before the next is."""
+    `on_built(name, df)` is called (from a worker thread) as each table is built.
+
+    Each table is built in a thread as soon as its inputs are: K-Means, whose fit is
+    eager and ~20 small sequential jobs, runs beside the SQL tables instead of after them.
+    (The registry's order is a build order and the pool takes tasks first in, first out,
+    so a task waits only on tasks already running or done: no deadlock.)"""
     check_refined_tables(REFINED_TABLES)
     # A frame another table reads is cached, so it is computed once (K-Means fitted once).
     read_again = {name for table in REFINED_TABLES.values() for name in table.inputs}
-    frames = {COUNTRIES: countries(snapshot).cache()}
-    tables: dict[str, DataFrame] = {}
-    for name, table in REFINED_TABLES.items():
-        df = builder(table)(*(frames[i] for i in table.inputs))
-        frames[name] = tables[name] = df.cache() if name in read_again else df
+    countries_frame = countries(snapshot).cache()
+    built: dict[str, Future] = {}
+
+    def build(name: str, table: RefinedTable) -> DataFrame:
+        inputs = [countries_frame if i == COUNTRIES else built[i].result() for i in table.inputs]
+        df = builder(table)(*inputs)
+        df = df.cache() if name in read_again else df
         if on_built:
-            on_built(name, tables[name])
-    return tables
+            on_built(name, df)
+        return df
+
+    with ThreadPoolExecutor(max_workers, thread_name_prefix="refined-build") as pool:
+        for name, table in REFINED_TABLES.items():
+            built[name] = pool.submit(build, name, table)
+    return {name: future.result() for name, future in built.items()}
 
 
 def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:

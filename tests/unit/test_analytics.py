@@ -129,3 +129,41 @@ def test_a_registered_table_is_built_after_the_table_it_reads(base, monkeypatch)
         {"continent": "Asia", "doubled_countries": 6},
         {"continent": "Europe", "doubled_countries": 4},
     ]
+
+
+def test_a_slow_table_does_not_hold_back_the_others(base, monkeypatch):
+    """K-Means (eager, many small jobs) is fitted beside the SQL tables: here the first
+    table's builder cannot finish until clusters, listed after it, has been built."""
+    import threading
+
+    clusters_built = threading.Event()
+    first_builder = analytics.continent_stats
+
+    def waits_for_clusters(countries):
+        assert clusters_built.wait(timeout=60), "clusters was not built while continent_stats was"
+        return first_builder(countries)
+
+    monkeypatch.setattr(analytics, "continent_stats", waits_for_clusters)
+    built = []
+
+    def on_built(name, df):
+        built.append(name)
+        if name == "clusters":
+            clusters_built.set()
+
+    tables = build_refined(base, on_built=on_built)
+    assert list(tables) == list(REFINED_TABLES) and sorted(built) == sorted(REFINED_TABLES)
+    assert built.index("clusters") < built.index("continent_stats")
+    assert collect(tables["continent_stats"]) == collect(first_builder(base))
+
+
+def test_a_failed_builder_fails_the_build_and_what_reads_it_is_not_built(base, monkeypatch):
+    def broken(countries):
+        raise ValueError("no clusters today")
+
+    monkeypatch.setattr(analytics, "clusters", broken)
+    built = []
+    with pytest.raises(ValueError, match="no clusters today"):
+        build_refined(base, on_built=lambda name, df: built.append(name))
+    assert "cluster_summary" not in built and "clusters" not in built
+    assert "continent_stats" in built  # the tables that do not read it were still built
