@@ -256,6 +256,27 @@ def preflight_command(stack_name, db_url, region) -> None:
         sys.exit(1)
 
 
+@cli.command("class-archive")
+def class_archive_command() -> None:
+    """Build the JVM class archive that shortens Spark's start in local runs (once per JDK
+    and Spark install; `make install` runs it). Prints the archive's path."""
+    from covidlake.class_archive import archive_path, build_archive
+
+    settings = get_settings()
+    if not settings.spark_class_archive:
+        click.echo("class archive switched off (COVIDLAKE_SPARK_CLASS_ARCHIVE=false)")
+        return
+    existing = archive_path(settings)
+    if existing is not None and existing.is_file():
+        click.echo(f"class archive: {existing} (already built)")
+        return
+    try:
+        path = build_archive(settings)
+    except Exception as err:
+        raise PipelineError(f"class archive not built: {type(err).__name__}: {err}") from err
+    click.echo(f"class archive: {path}" if path else "class archive: this JVM made none (runs go on without it)")
+
+
 def main() -> None:
     cli(prog_name="covidlake")
 

@@ -11,6 +11,7 @@ One accessor, :func:`get_settings`, parses each model once per process.
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -35,6 +36,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_DATA = PROJECT_ROOT / "data"
 
 ENV_PREFIX = "COVIDLAKE_"
+
+
+# beside the install it belongs to (the virtualenv), so it goes when the install goes
+DEFAULT_CLASS_ARCHIVE_DIR = Path(sys.prefix) / "share" / "covidlake"
 
 
 class CovidlakeEnv(BaseSettings):
@@ -83,6 +88,10 @@ class Settings(CovidlakeEnv):
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"
     shuffle_partitions: int | None = Field(None, ge=1, description="None: sized to the input")
+    # the JVM class archive that shortens Spark's start (covidlake.class_archive), built by
+    # `covidlake class-archive` (make install); switch it off with COVIDLAKE_SPARK_CLASS_ARCHIVE=false
+    spark_class_archive: bool = True
+    spark_class_archive_dir: Path = DEFAULT_CLASS_ARCHIVE_DIR
 
     # local runner
     state_dir: Path = Path(".covidlake")

