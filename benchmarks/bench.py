@@ -41,7 +41,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_CSV = ROOT / "data" / "covid_data.csv"
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 RESULTS_PNG = ROOT / "benchmarks" / "results.png"
@@ -234,9 +233,11 @@ def bench_bundled(args) -> dict:
     result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["commit"] = git_commit()
     print(f"[bench]   {[a['seconds'] for a in result['attempts']]} s", flush=True)
+    from covidlake.settings import BUNDLED_DATA
+
     print("[bench]   reference (Spark floor on the bundled file)", flush=True)
     out = Path(tempfile.mkdtemp(prefix="bundled-floor-", dir=args.workdir))
-    csv = str(BUNDLED_CSV)
+    csv = str(BUNDLED_DATA / "covid_data.csv")
     result["spark_floor"] = best_of(
         args.repeat, lambda: run_child("floor", ["--csv", csv, "--out", str(out)]), key=lambda r: r["seconds"]
     )

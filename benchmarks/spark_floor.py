@@ -13,7 +13,8 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from covidlake.schemas import COVID_FACTS, ColumnType, canonical_columns
+from covidlake.schemas import COVID_FACTS, ColumnType
+from covidlake.trusted.typed import normalize_columns
 
 
 def run(csv: str, out: Path, input_bytes: int) -> dict:
@@ -24,7 +25,7 @@ def run(csv: str, out: Path, input_bytes: int) -> dict:
     spark = local_session(Settings(), input_bytes, app_name="covidlake-spark-floor")
     jvm_seconds = time.perf_counter() - started
     raw = spark.read.options(header=True, inferSchema=False).csv(f"file://{csv}")
-    raw = raw.toDF(*canonical_columns(raw.columns))  # any OWID layout (the bundled file's last_updated_date)
+    raw = normalize_columns(raw, csv)  # any OWID layout (the bundled file's last_updated_date)
     typed = raw.select(
         *[
             (

@@ -115,7 +115,7 @@ def _run_and_dump(settings: Settings, dump: Path, lake: Path) -> None:
     from covidlake.storage import open_lake
     from covidlake.trusted.job import write_trusted
 
-    if local_session_active():
+    if SparkContext._active_spark_context is not None:
         raise RuntimeError("build the class archive in a process without a Spark session")
     spark = local_session(settings, 1, extra_java_options=(f"-XX:ArchiveClassesAtExit={dump}", QUIET))
     gateway = spark.sparkContext._gateway
@@ -135,9 +135,3 @@ def _run_and_dump(settings: Settings, dump: Path, lake: Path) -> None:
         gateway.proc.stdin.close()
         gateway.proc.wait(timeout=300)
         SparkContext._gateway = SparkContext._jvm = None
-
-
-def local_session_active() -> bool:
-    from pyspark import SparkContext
-
-    return SparkContext._active_spark_context is not None
