@@ -177,6 +177,7 @@ def run_spark_stages(
             rows_in={name: s.rows for name, s in result.sources.items()},
             max_rejected_share=settings.max_rejected_share,
             daily_files=max(1, input_bytes // TRUSTED_DAILY_FILE_BYTES),
+            columns={name: s.columns for name, s in result.sources.items()},
         )
         report.quality = summary.to_dict()
     with timed(report, "analytics"):

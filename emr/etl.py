@@ -38,6 +38,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def manifest_columns(sources: dict, paths: dict[str, str]) -> dict[str, list[str] | None]:
+    """Each source's header as the manifest records it, for the file the step was given:
+    a source whose manifest key is not the end of its path (another file) gets None,
+    and Spark reads that file's header itself."""
+    return {
+        name: source.get("columns") if paths.get(name, "").endswith("/" + source["key"]) else None
+        for name, source in sources.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     from covidlake.storage import open_lake  # looked up per run: the rehearsal swaps in its S3 stand-in
 
@@ -50,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         .getOrCreate()
     )
     storage = open_lake(args.lake)
-    rows_in = None
+    rows_in, columns = None, None
     if args.manifest_key and storage.exists(args.manifest_key):
         sources = json.loads(storage.get_bytes(args.manifest_key))["sources"]
         rows_in = {name: source["rows"] for name, source in sources.items()}
+        columns = manifest_columns(sources, {"covid_data": args.covid_csv, "country_data": args.country_csv})
     try:
         summary = write_trusted(
             spark,
@@ -63,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             args.run_id,
             rows_in=rows_in,
             max_rejected_share=args.max_rejected_share,
+            columns=columns,
         )
     except (SchemaError, QualityError) as err:
         print(f"covidlake etl: {err}", file=sys.stderr)

@@ -29,6 +29,34 @@ class Capture:
     bytes: int
     rows: int
     final_url: str | None = None  # where the bytes came from after redirects (HTTP sources)
+    columns: list[str] | None = None  # as Spark's CSV reader names them (spark_column_names)
+
+
+def spark_column_names(head: bytes) -> list[str] | None:
+    """The column names Spark's CSV reader (header=true, default options) gives a file
+    that starts with `head`, worked out without a Spark job, so the ETL can hand Spark
+    the schema instead of a job that reads the header; None when only Spark's own parser
+    can tell: a quote, a blank line or a lone CR in the header line, or no whole line.
+
+    As Spark does (CSVUtils.makeSafeHeader): a UTF-8 byte order mark is dropped, names
+    keep their spaces, an empty name becomes `_c<index>` and names that repeat (ignoring
+    case) get their index appended."""
+    line, newline, _ = head.partition(b"\n")
+    if not newline:
+        return None
+    try:
+        text = line.removesuffix(b"\r").decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    if not text.strip() or '"' in text or "\r" in text:
+        return None
+    names = text.split(",")
+    lowered = [name.lower() for name in names]
+    repeated = {name for name in lowered if lowered.count(name) > 1}
+    return [
+        f"_c{index}" if not name else f"{name}{index}" if name.lower() in repeated else name
+        for index, name in enumerate(names)
+    ]
 
 
 def check_header(header: list[str], schema: TableSchema, where: str) -> list[str]:
@@ -70,6 +98,9 @@ class CsvRowCounter:
         self.bad_utf8: tuple[int, str] | None = None  # (byte, reason) of the first invalid sequence
         self.open_commas = 0  # separators seen so far in the record still open at the chunk's end
         self.too_wide: tuple[int, int] | None = None  # (record number, columns) of the first too wide
+        # set by finish: the number of data rows, the header as Spark names it
+        self.rows: int | None = None
+        self.columns: list[str] | None = None
 
     def update(self, chunk: bytes) -> None:
         if self.bad_utf8 is None:
@@ -130,21 +161,24 @@ class CsvRowCounter:
             raise SchemaError(f"{where}: not a readable CSV (a quoted field is never closed)")
         header = next(csv.reader(io.StringIO(bytes(self.head).decode("utf-8", errors="replace"))), [])
         check_header(header, schema, where)
+        self.columns = spark_column_names(bytes(self.head))
         last_line_open = self.offset > 0 and not self.tail.endswith(b"\n")
         records = self.newlines - self.empty_lines + (1 if last_line_open else 0)
-        rows = max(records - 1, 0)
-        if rows == 0:
+        self.rows = max(records - 1, 0)
+        if self.rows == 0:
             raise SchemaError(f"{where}: header only, no data rows")
-        return rows
+        return self.rows
 
 
 def _empty_lines(data: bytes) -> int:
     return data.replace(b"\r\n", b"\n").split(b"\n")[1:-1].count(b"")
 
 
-def count_csv_rows(chunks: Iterable[bytes], schema: TableSchema, where: str) -> int:
-    """CsvRowCounter over chunks: the header checked against schema, the number of data rows."""
+def count_csv_rows(chunks: Iterable[bytes], schema: TableSchema, where: str) -> CsvRowCounter:
+    """CsvRowCounter over chunks, finished: the header checked against schema; its
+    `rows` the number of data rows, its `columns` as Spark names them."""
     counter = CsvRowCounter()
     for chunk in chunks:
         counter.update(chunk)
-    return counter.finish(schema, where)
+    counter.finish(schema, where)
+    return counter

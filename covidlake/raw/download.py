@@ -153,7 +153,7 @@ def download_csv(url: str, dest: Path, settings: Settings) -> Capture:
         dest.unlink(missing_ok=True)
         raise SourceError(f"{url}: download failed mid-body ({type(err).__name__}: {err})") from None
     rows = counter.finish(COVID_FACTS, f"COVID CSV from {url}")
-    return Capture(dest, sha.hexdigest(), received, rows, final_url=resp.url)
+    return Capture(dest, sha.hexdigest(), received, rows, final_url=resp.url, columns=counter.columns)
 
 
 def _reason(err: Exception) -> str:

@@ -33,6 +33,9 @@ class SourceObject:
     rows: int
     origin: str
     final_url: str | None = None  # after redirects; None for the database
+    # the header as Spark names the columns (raw.capture.spark_column_names): the ETL reads
+    # the CSV with this schema instead of a Spark job for the header; None: Spark reads it
+    columns: list[str] | None = None
 
 
 @dataclass
@@ -110,7 +113,9 @@ def ingest(
                 key = _raw_key(name, cap, now, previous)
                 if not storage.exists(key):
                     storage.put_file(key, cap.path)
-                sources[name] = SourceObject(key, cap.sha256, cap.bytes, cap.rows, origins[name], cap.final_url)
+                sources[name] = SourceObject(
+                    key, cap.sha256, cap.bytes, cap.rows, origins[name], cap.final_url, cap.columns
+                )
             result = IngestResult(True, run_id, f"{MANIFEST_PREFIX}{run_id}.json", now.isoformat(), sources)
             manifest = {k: v for k, v in result.to_dict().items() if k not in ("changed", "inputs")}
             # The manifest goes last: a version exists only once all its objects do.

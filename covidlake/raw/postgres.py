@@ -88,8 +88,8 @@ def extract_country_data(db_url: str, dest: Path, settings: Settings) -> Capture
     data = dest.read_bytes()
     if data.count(b"\n") <= 1:  # the header alone
         raise SourceError(f"table country_data in {redact(db_url)} is empty: {LOAD_COUNTRY_DATA_HINT}")
-    rows = count_csv_rows([data], COUNTRY_DATA, "country_data extract")
-    return Capture(dest, hashlib.sha256(data).hexdigest(), len(data), rows)
+    counted = count_csv_rows([data], COUNTRY_DATA, "country_data extract")
+    return Capture(dest, hashlib.sha256(data).hexdigest(), len(data), counted.rows, columns=counted.columns)
 
 
 def resolve_db_url(settings: Settings) -> str:

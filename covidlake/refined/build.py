@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from covidlake.refined.tables import countries
 from covidlake.schemas import COUNTRIES, REFINED_TABLES, REFINED_VERSION_KEY, RefinedTable, check_refined_tables
 from covidlake.spark_jobs import ConcurrentWrites
+from covidlake.trusted.typed import read_trusted
 
 
 def builder(table: RefinedTable) -> Callable[..., DataFrame]:
@@ -60,7 +61,7 @@ def build_refined(
 
 def write_refined(spark: SparkSession, storage, run_id: str) -> dict[str, int]:
     """Write every table to staging, publish them together, then the version marker."""
-    snapshot = spark.read.parquet(storage.url("trusted/snapshot"))
+    snapshot = read_trusted(spark, storage.url("trusted/snapshot"), "snapshot")
     staging = storage.staging_prefix("refined", run_id)
     try:
         counted = {name: Observation(f"refined_{name}") for name in REFINED_TABLES}

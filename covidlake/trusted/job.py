@@ -22,7 +22,7 @@ from covidlake.trusted.quality import (
     fact_counts,
     summarize_counts,
 )
-from covidlake.trusted.typed import read_csv_as_strings
+from covidlake.trusted.typed import read_csv_as_strings, read_trusted
 
 log = logging.getLogger(__name__)
 # Catalyst's constraint propagation grows combinatorially with the ~100 aliased columns
@@ -39,6 +39,7 @@ def write_trusted(
     rows_in: dict[str, int] | None = None,
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     daily_files: int = 1,
+    columns: dict[str, list[str] | None] | None = None,
 ) -> QualitySummary:
     """Read both raw CSVs, write the trusted tables to staging, check the rejected
     share, then publish all three at once (or nothing).
@@ -48,16 +49,21 @@ def write_trusted(
     pass over the failed rows if there are any) and the snapshot from the staged daily
     table (counted as it is written); last the duplicate check on the staged keys (two
     narrow Parquet columns). Only if a (location, date) repeats are the copies numbered
-    from the CSV and the tables staged again."""
+    from the CSV and the tables staged again. `columns`: each source's header as ingest
+    recorded it (by source name, as `rows_in`), so no job reads the headers."""
     spark.conf.set(*NO_CONSTRAINT_PROPAGATION)
-    raw = read_csv_as_strings(spark, covid_csv), read_csv_as_strings(spark, country_csv)
+    columns = columns or {}
+    raw = (
+        read_csv_as_strings(spark, covid_csv, columns.get("covid_data")),
+        read_csv_as_strings(spark, country_csv, columns.get("country_data")),
+    )
     staging = storage.staging_prefix("trusted", run_id)
     tables = build_trusted(*raw, assume_unique=True)
     try:
         counts, snapshot_rows = stage_tables(spark, storage, tables, staging, daily_files)
 
         def staged(name: str):
-            return spark.read.parquet(storage.url(f"{staging}/{name}"))
+            return read_trusted(spark, storage.url(f"{staging}/{name}"), name)
 
         if repeated_keys(staged("daily"), staged("rejected")):
             # rare: number the copies (one more pass over the CSV) and stage again
@@ -93,7 +99,7 @@ def stage_tables(spark: SparkSession, storage, tables: TrustedTables, staging: s
     counts = observed.get
     rejected = tables.rejected if counts["rejected"] else tables.rejected_countries
     snapshot_rows = Observation("snapshot")
-    snapshot = latest_snapshot(spark.read.parquet(storage.url(f"{staging}/daily")))
+    snapshot = latest_snapshot(read_trusted(spark, storage.url(f"{staging}/daily"), "daily"))
     writes = {
         "rejected": rejected.coalesce(1),
         "snapshot": snapshot.observe(snapshot_rows, F.expr("count(1) AS rows")).coalesce(1).orderBy("location"),

@@ -1,4 +1,5 @@
-"""Reading a raw CSV and typing its columns as the schema registry declares.
+"""Reading a raw CSV and typing its columns as the schema registry declares; reading a
+trusted table back with its declared schema.
 
 Every column is read as a string and typed explicitly, never inferred; the raw string
 stays beside each typed column (`_raw_<name>`) so a rule can tell an empty field from
@@ -8,16 +9,28 @@ one that did not parse.
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from covidlake.errors import SchemaError
-from covidlake.schemas import ColumnType, TableSchema, canonical_columns
+from covidlake.schemas import TRUSTED_TABLES, ColumnType, TableSchema, canonical_columns
 
 DATE_FORMAT = "yyyy-MM-dd"
 
 
-def read_csv_as_strings(spark: SparkSession, path: str) -> DataFrame:
-    """Every column as a string: typing is explicit (conform), never inferred."""
-    return spark.read.options(header=True, inferSchema=False, mode="PERMISSIVE", encoding="UTF-8").csv(path)
+def read_csv_as_strings(spark: SparkSession, path: str, columns: list[str] | None = None) -> DataFrame:
+    """Every column as a string: typing is explicit (conform), never inferred. `columns`,
+    the header as Spark names it (ingest records it: raw.capture.spark_column_names),
+    saves the Spark job that would read the header; the header line is skipped either way."""
+    reader = spark.read.options(header=True, inferSchema=False, mode="PERMISSIVE", encoding="UTF-8")
+    if columns:
+        reader = reader.schema(T.StructType([T.StructField(name, T.StringType()) for name in columns]))
+    return reader.csv(path)
+
+
+def read_trusted(spark: SparkSession, url: str, table: str) -> DataFrame:
+    """A trusted table's Parquet with the registry's schema: given the schema, Spark
+    starts no job to read the files' footers for it."""
+    return spark.read.schema(TRUSTED_TABLES[table].spark_schema()).parquet(url)
 
 
 def normalize_columns(df: DataFrame, where: str) -> DataFrame:

@@ -71,3 +71,18 @@ def test_quality_metrics_reach_cloudwatch():
         Statistics=["Sum"],
     )
     assert stats["Datapoints"][0]["Sum"] == 2
+
+
+def test_the_etl_takes_a_header_from_the_manifest_only_for_the_file_it_records():
+    sources = {
+        "covid_data": {"key": "raw/covid_data/ingest_date=2026-11-01/abc.csv", "columns": ["iso_code", "location"]},
+        "country_data": {"key": "raw/country_data/ingest_date=2026-11-01/def.csv", "columns": ["location"]},
+    }
+    paths = {
+        "covid_data": "s3://bucket/raw/covid_data/ingest_date=2026-11-01/abc.csv",
+        "country_data": "s3://bucket/elsewhere/country_data.csv",  # not the manifest's file
+    }
+    assert etl.manifest_columns(sources, paths) == {"covid_data": ["iso_code", "location"], "country_data": None}
+    # a manifest written before ingest recorded headers: Spark reads them
+    del sources["covid_data"]["columns"]
+    assert etl.manifest_columns(sources, paths)["covid_data"] is None

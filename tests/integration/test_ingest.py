@@ -39,6 +39,9 @@ def test_first_ingest_writes_content_addressed_objects_and_manifest(source, pg_u
     assert storage.get_bytes(result.sources["covid_data"].key) == CSV  # bytes unchanged
     manifest = json.loads(storage.get_bytes(result.manifest_key))
     assert manifest["sources"]["country_data"]["rows"] == 247
+    # each header as Spark names it, so the ETL reads the CSVs without a job for the header
+    assert manifest["sources"]["covid_data"]["columns"] == CSV.decode().splitlines()[0].split(",")
+    assert manifest["sources"]["country_data"]["columns"][0] == "location"
     assert result.inputs["covid_csv"] == f"file://{tmp_path}/raw/covid_data/ingest_date=2026-11-01/{sha}.csv"
 
 

@@ -94,3 +94,12 @@ def test_commas_inside_quotes_do_not_count_as_columns():
     """The negative control: 30,000 commas inside one quoted field are one column."""
     data = HEADER + b'ALA,Aland,2024-01-01,1,0,"' + b"," * 30_000 + b'"\n'
     assert count(data, 4096) == 1
+
+
+def test_the_counter_records_the_header_as_spark_names_it():
+    counter = CsvRowCounter()
+    counter.update(b"\xef\xbb\xbfiso_code,location,date,total_cases,total_deaths,Note,note,\r\n")
+    counter.update(b"ALA,Aland,2024-01-01,1,0,x,y,z\r\n")
+    assert counter.finish(COVID_FACTS, "test") == 1
+    names = ["iso_code", "location", "date", "total_cases", "total_deaths", "Note5", "note6", "_c7"]
+    assert counter.columns == names
