@@ -159,9 +159,10 @@ class CsvRowCounter:
             raise SchemaError(f"{where}: not UTF-8 text (byte {self.bad_utf8[0]}: {self.bad_utf8[1]})")
         if self.inside:
             raise SchemaError(f"{where}: not a readable CSV (a quoted field is never closed)")
-        header = next(csv.reader(io.StringIO(bytes(self.head).decode("utf-8", errors="replace"))), [])
+        head = bytes(self.head)
+        header = next(csv.reader(io.StringIO(head.decode("utf-8", errors="replace"))), [])
         check_header(header, schema, where)
-        self.columns = spark_column_names(bytes(self.head))
+        self.columns = spark_column_names(head)
         last_line_open = self.offset > 0 and not self.tail.endswith(b"\n")
         records = self.newlines - self.empty_lines + (1 if last_line_open else 0)
         self.rows = max(records - 1, 0)

@@ -8,11 +8,11 @@ import itertools
 
 import pytest
 
-from covidlake.raw.capture import spark_column_names
+from covidlake.raw.capture import CsvRowCounter, spark_column_names
 from covidlake.settings import BUNDLED_DATA
 from covidlake.trusted.typed import read_csv_as_strings, read_trusted
 
-HEAD_BYTES = 1 << 20
+HEAD_BYTES = CsvRowCounter.HEAD_BYTES  # what ingest keeps of a file's start
 GROUPS = itertools.count()
 # Headers Spark names differently from a plain split: a byte order mark, spaces kept,
 # names repeated in another case, empty names, CRLF line ends.
